@@ -1,0 +1,1 @@
+"""Babysitter's core: data, backbones, model, two-phase fine-tuning, run store and CLI."""

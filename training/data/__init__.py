@@ -1,0 +1,1 @@
+"""Datasets: safe unpacking, scanning, auditing, splitting, decoding once into a cache, batches."""

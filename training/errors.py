@@ -1,0 +1,56 @@
+"""One exception family for everything a user can cause and fix.
+
+The CLI prints these without a traceback and exits non-zero; the message always says what was
+wrong, where, and what to do (Keras style: "Expected … Received: …").
+"""
+
+from __future__ import annotations
+
+
+class BabysitterError(Exception):
+    """An error the user caused and can fix. ``exit_code`` is what the CLI exits with."""
+
+    exit_code = 1
+
+
+class ConfigError(BabysitterError):
+    """A bad argument or configuration value."""
+
+
+class DataError(BabysitterError):
+    """A dataset, archive or image that cannot be used as given."""
+
+
+class ImageError(DataError):
+    """One image file that cannot be decoded; audits report it and go on."""
+
+    def __init__(self, path: object, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class UnsafeArchiveError(DataError):
+    """An archive refused before anything was written outside its target."""
+
+
+class UnusableDatasetError(DataError):
+    """A dataset that cannot be trained on (one class, too few images, nothing readable)."""
+
+    exit_code = 2
+
+
+class WeightsError(BabysitterError):
+    """Pretrained weights that cannot be downloaded or loaded."""
+
+
+class RunNotFoundError(BabysitterError):
+    """A run id or model path that does not exist in the store."""
+
+
+class ModelFileError(BabysitterError):
+    """A model file that is not a safe, loadable ``.keras`` file."""
+
+
+class BackendError(BabysitterError):
+    """A feature that needs another Keras backend than the active one."""
