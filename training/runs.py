@@ -1,0 +1,655 @@
+"""The run store: one SQLite file for every run, one folder of artefacts per run.
+
+Only this module knows the layout on disk, so the CLI, the tuner and the app ask it for paths
+instead of joining strings, and the layout can change in one place. Layout under
+``$BABYSITTER_HOME`` (default ``./babysitter-home``)::
+
+    babysitter.sqlite     runs, epochs, findings (later: trials, jobs); WAL mode
+    runs/<run_id>/        config.json, events.jsonl, model.keras, head.weights.h5, history.json,
+                          tb/ (TensorBoard), backup/<phase>/ (BackupAndRestore)
+    datasets/             unpacked archives
+    cache/                decoded image caches, feature caches
+    demo/                 the generated demo dataset
+
+Jobs are separate processes, so every call opens its own short-lived connection; writes take the
+write lock up front (``BEGIN IMMEDIATE``) and wait up to ``busy_timeout`` for it. That is what keeps
+concurrent writers from failing with "database is locked".
+
+JSON columns are written with Python's default ``allow_nan=True``: a diverged loss is stored as
+``NaN``/``Infinity`` and read back as the same float. That is not strict JSON; only Python reads
+these columns, and anything exported for other tools must convert non-finite numbers itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import difflib
+import json
+import math
+import os
+import re
+import secrets
+import shutil
+import sqlite3
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from training.errors import BabysitterError, RunNotFoundError
+
+DEFAULT_HOME = "./babysitter-home"
+DB_NAME = "babysitter.sqlite"
+BUSY_TIMEOUT_S = 30.0
+# A running run whose heartbeat is older than this is treated as dead: jobs heartbeat at least
+# every epoch and from long epochs' batch callbacks, so five minutes of silence means a crash, a
+# killed container or a machine that went away (where the pid check cannot see).
+STALE_AFTER_S = 300.0
+
+KINDS = ("train", "search", "check")
+STATUSES = ("running", "completed", "failed", "interrupted", "cancelled")
+ARTIFACTS = {
+    "model": "model.keras",
+    "config": "config.json",
+    "events": "events.jsonl",
+    "head": "head.weights.h5",
+    "phase1": "phase1.weights.h5",
+    "predictions": "predictions.npz",
+    "history": "history.json",
+    "tensorboard": "tb",
+    "backup_phase1": "backup/phase1",
+    "backup_phase2": "backup/phase2",
+}
+
+# Forward migrations: MIGRATIONS[v] takes a store from user_version v to v + 1. Never edit a shipped
+# entry; append a new one (trials and jobs become their own tables with run_id foreign keys).
+# epochs.seq is an explicit insertion counter (rowids may be renumbered by VACUUM); a phase sorts
+# by its first seq, which an upsert keeps.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE runs (
+            id TEXT PRIMARY KEY, kind TEXT NOT NULL, label TEXT NOT NULL, status TEXT NOT NULL,
+            created_at TEXT NOT NULL, updated_at TEXT NOT NULL, heartbeat_at TEXT, pid INTEGER,
+            fingerprint TEXT NOT NULL, dataset TEXT NOT NULL, config_json TEXT NOT NULL,
+            summary_json TEXT, error TEXT)""",
+        "CREATE INDEX runs_fingerprint ON runs(kind, fingerprint, created_at)",
+        "CREATE INDEX runs_created ON runs(created_at)",
+        """CREATE TABLE epochs (
+            run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, phase TEXT NOT NULL,
+            epoch INTEGER NOT NULL, seq INTEGER NOT NULL, metrics_json TEXT NOT NULL,
+            recorded_at TEXT NOT NULL, PRIMARY KEY (run_id, phase, epoch))""",
+        """CREATE TABLE findings (
+            run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, seq INTEGER NOT NULL,
+            check_id TEXT NOT NULL, status TEXT NOT NULL, finding_json TEXT NOT NULL,
+            PRIMARY KEY (run_id, seq))""",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_PLAIN_FIELDS = ("id", "kind", "label", "status", "created_at", "updated_at", "heartbeat_at", "pid")
+_PLAIN_FIELDS += ("fingerprint", "dataset", "error")
+_ID_RE = re.compile(r"[a-z0-9][a-z0-9-]*")
+_LIST_HINT = "`python -m training runs list` shows all runs."
+
+
+@dataclass(frozen=True)
+class Run:
+    """One row of the ``runs`` table, with its JSON decoded and its folder resolved."""
+
+    id: str
+    kind: str
+    label: str
+    status: str
+    created_at: str
+    updated_at: str
+    heartbeat_at: str | None
+    pid: int | None
+    fingerprint: str
+    dataset: str
+    config: dict[str, Any]
+    summary: dict[str, Any] | None
+    error: str | None
+    path: Path
+
+
+def _now() -> str:
+    """ISO 8601 UTC with microseconds: sorts as text, so SQL can order by it."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def _json_default(value: Any) -> Any:
+    """Let NumPy scalars/arrays, paths and dataclasses through ``json.dumps``."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _dumps(value: Any, indent: int | None = None) -> str:
+    return json.dumps(value, default=_json_default, indent=indent)
+
+
+def _slug(label: str, fallback: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")[:32].strip("-")
+    return slug or fallback
+
+
+def pid_alive(pid: int | None) -> bool:
+    """Whether a process with this pid exists on this machine.
+
+    ``os.kill(pid, 0)`` sends nothing; PermissionError means the process exists but belongs to
+    someone else, so it counts as alive. On Windows signal 0 would terminate the process, so there
+    we cannot tell and say alive (the heartbeat still catches dead runs).
+    """
+    if not pid or pid <= 0:
+        return False
+    if pid == os.getpid() or os.name == "nt":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run_is_alive(run: Run, stale_after_s: float = STALE_AFTER_S) -> bool:
+    """Whether a 'running' run still has a live process behind it: pid alive and heartbeat fresh."""
+    if run.status != "running" or not pid_alive(run.pid):
+        return False
+    beat = datetime.fromisoformat(run.heartbeat_at or run.updated_at)
+    return (datetime.now(UTC) - beat).total_seconds() <= stale_after_s
+
+
+class RunStore:
+    """Runs, their metrics and findings in SQLite; their artefacts in one folder each.
+
+    Args:
+        home: Root folder. Defaults to ``$BABYSITTER_HOME`` or ``./babysitter-home``, read now, so
+            a store made before the variable changes keeps its root.
+    """
+
+    def __init__(self, home: Path | str | None = None):
+        raw = home if home is not None else (os.environ.get("BABYSITTER_HOME") or DEFAULT_HOME)
+        self.home = Path(raw).expanduser().resolve()
+        self.db_path = self.home / DB_NAME
+        (self.home / "runs").mkdir(parents=True, exist_ok=True)
+        self._migrate()
+
+    # -- connections and schema ---------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _connect(self, write: bool = False) -> Iterator[sqlite3.Connection]:
+        """A fresh connection; with ``write`` one IMMEDIATE transaction committed on success."""
+        conn = sqlite3.connect(self.db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            if not write:
+                yield conn
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    def _migrate(self) -> None:
+        with self._connect() as conn:
+            conn.execute("PRAGMA journal_mode = WAL")
+        with self._connect(write=True) as conn:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise BabysitterError(
+                    f"The run store {self.db_path} has schema version {version}, newer than this "
+                    f"Babysitter understands ({SCHEMA_VERSION}). Upgrade Babysitter, or point "
+                    "$BABYSITTER_HOME at another folder."
+                )
+            for step in MIGRATIONS[version:]:
+                for statement in step:
+                    conn.execute(statement)
+            if version != SCHEMA_VERSION:
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _run_from_row(self, row: sqlite3.Row) -> Run:
+        plain = {k: row[k] for k in _PLAIN_FIELDS}
+        summary = row["summary_json"]
+        return Run(
+            **plain,
+            config=json.loads(row["config_json"]),
+            summary=json.loads(summary) if summary is not None else None,
+            path=self.run_dir(row["id"]),
+        )
+
+    def _require(self, conn: sqlite3.Connection, run_id: str) -> sqlite3.Row:
+        row = conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise RunNotFoundError(f"No run {run_id!r} in {self.home}. {_LIST_HINT}")
+        return row
+
+    # -- runs ---------------------------------------------------------------------------------
+
+    def create_run(
+        self, kind: str, label: str, config: dict[str, Any], fingerprint: str, dataset: str
+    ) -> Run:
+        """Register a new running run owned by this process and write its ``config.json``.
+
+        The id is ``<UTC yyyymmdd-HHMMSS>-<slug of label>-<4 hex>``: sortable by time, readable in
+        a listing, and unique enough that a collision is simply retried.
+        """
+        if kind not in KINDS:
+            raise ValueError(f"Expected kind in {KINDS}. Received: {kind!r}")
+        config_json = _dumps(config)
+        for _ in range(10):
+            now = _now()
+            stamp = datetime.fromisoformat(now).strftime("%Y%m%d-%H%M%S")
+            run_id = f"{stamp}-{_slug(label, kind)}-{secrets.token_hex(2)}"
+            folder = self.run_dir(run_id)
+            try:
+                with self._connect(write=True) as conn:
+                    conn.execute(
+                        "INSERT INTO runs (id, kind, label, status, created_at, updated_at,"
+                        " heartbeat_at, pid, fingerprint, dataset, config_json)"
+                        " VALUES (?1, ?2, ?3, 'running', ?4, ?4, ?4, ?5, ?6, ?7, ?8)",
+                        (run_id, kind, label, now, os.getpid(), fingerprint, dataset, config_json),
+                    )
+                    folder.mkdir(parents=True, exist_ok=False)
+                    (folder / ARTIFACTS["config"]).write_text(
+                        _dumps(config, indent=2) + "\n", encoding="utf-8"
+                    )
+            except (sqlite3.IntegrityError, FileExistsError):
+                continue
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
+            return self.get_run(run_id)
+        raise BabysitterError(f"Could not find a free run id under {self.home / 'runs'}.")
+
+    def get_run(self, id_or_prefix: str) -> Run:
+        """The run with this id, or the only run whose id starts with it.
+
+        Raises:
+            RunNotFoundError: nothing or several runs match; the message lists candidates.
+        """
+        query = id_or_prefix.strip()
+        with self._connect() as conn:
+            row = conn.execute("SELECT * FROM runs WHERE id = ?", (query,)).fetchone()
+            if row is None and query:
+                rows = conn.execute(
+                    "SELECT * FROM runs WHERE substr(id, 1, ?) = ? ORDER BY created_at DESC",
+                    (len(query), query),
+                ).fetchall()
+                if len(rows) > 1:
+                    shown = ", ".join(r["id"] for r in rows[:5]) + (", …" if len(rows) > 5 else "")
+                    raise RunNotFoundError(
+                        f"Expected a run id or a unique prefix of one. Received: {query!r}, which"
+                        f" matches {len(rows)} runs ({shown}). Give more of the id. {_LIST_HINT}"
+                    )
+                row = rows[0] if rows else None
+            if row is None:
+                ids = [r[0] for r in conn.execute("SELECT id FROM runs ORDER BY created_at DESC")]
+        if row is not None:
+            return self._run_from_row(row)
+        close = difflib.get_close_matches(query, ids, n=5, cutoff=0.5)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        raise RunNotFoundError(f"No run matches {query!r} in {self.home}.{hint} {_LIST_HINT}")
+
+    def list_runs(self, kind: str | None = None, status: str | None = None) -> list[Run]:
+        """Runs, newest first, optionally only of one kind and/or status."""
+        if kind is not None and kind not in KINDS:
+            raise ValueError(f"Expected kind in {KINDS}. Received: {kind!r}")
+        if status is not None and status not in STATUSES:
+            raise ValueError(f"Expected status in {STATUSES}. Received: {status!r}")
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT * FROM runs WHERE (?1 IS NULL OR kind = ?1) AND (?2 IS NULL OR status = ?2)"
+                " ORDER BY created_at DESC, id DESC",
+                (kind, status),
+            ).fetchall()
+        return [self._run_from_row(r) for r in rows]
+
+    def find_resumable(
+        self, kind: str, fingerprint: str, stale_after_s: float = STALE_AFTER_S
+    ) -> Run | None:
+        """The newest run of this kind and fingerprint that was cut off and can be picked up.
+
+        That is one marked 'interrupted', or one still marked 'running' whose process is gone or
+        whose heartbeat is older than ``stale_after_s`` (a crash never gets to update its status).
+        """
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT * FROM runs WHERE kind = ? AND fingerprint = ?"
+                " AND status IN ('interrupted', 'running') ORDER BY created_at DESC, id DESC",
+                (kind, fingerprint),
+            ).fetchall()
+        for row in rows:
+            run = self._run_from_row(row)
+            if run.status == "interrupted" or not run_is_alive(run, stale_after_s):
+                return run
+        return None
+
+    def claim(self, run_id: str, stale_after_s: float = STALE_AFTER_S, force: bool = False) -> Run:
+        """Mark a run running in this process, e.g. to resume it; clears its previous error.
+
+        Raises:
+            BabysitterError: another live process is running it, so two jobs never share a folder
+                (a launcher that created the run for a child process passes ``force=True``).
+        """
+        with self._connect(write=True) as conn:
+            run = self._run_from_row(self._require(conn, run_id))
+            if not force and run.pid != os.getpid() and run_is_alive(run, stale_after_s):
+                raise BabysitterError(
+                    f"Run {run_id} is already running in process {run.pid} (last heartbeat "
+                    f"{run.heartbeat_at}). Wait for it to finish or stop that process first."
+                )
+            now = _now()
+            conn.execute(
+                "UPDATE runs SET status = 'running', pid = ?, heartbeat_at = ?, updated_at = ?,"
+                " error = NULL WHERE id = ?",
+                (os.getpid(), now, now, run_id),
+            )
+        return self.get_run(run_id)
+
+    def heartbeat(self, run_id: str) -> None:
+        """Record that the run's process is still alive (see ``STALE_AFTER_S``)."""
+        with self._connect(write=True) as conn:
+            cur = conn.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ?", (_now(), run_id))
+            if cur.rowcount == 0:
+                self._require(conn, run_id)
+
+    def set_status(
+        self,
+        run_id: str,
+        status: str,
+        summary: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Change a run's status; ``summary``/``error`` replace the stored ones when given."""
+        if status not in STATUSES:
+            raise ValueError(f"Expected status in {STATUSES}. Received: {status!r}")
+        summary_json = _dumps(summary) if summary is not None else None
+        with self._connect(write=True) as conn:
+            cur = conn.execute(
+                "UPDATE runs SET status = ?, updated_at = ?,"
+                " summary_json = COALESCE(?, summary_json), error = COALESCE(?, error)"
+                " WHERE id = ?",
+                (status, _now(), summary_json, error, run_id),
+            )
+            if cur.rowcount == 0:
+                self._require(conn, run_id)
+
+    def delete_run(self, run_id: str) -> None:
+        """Remove a run's rows (epochs and findings cascade) and its folder."""
+        with self._connect(write=True) as conn:
+            self._require(conn, run_id)
+            conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+        shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
+
+    # -- metrics, findings, events ------------------------------------------------------------
+
+    def record_epoch(self, run_id: str, phase: str, epoch: int, metrics: dict[str, Any]) -> None:
+        """Store one epoch's metrics; a resumed phase re-recording an epoch replaces it.
+
+        Also counts as a heartbeat. The phase keeps the position of its first record, so a resumed
+        phase 1 still lists before phase 2.
+        """
+        now = _now()
+        with self._connect(write=True) as conn:
+            self._require(conn, run_id)
+            conn.execute(
+                "INSERT INTO epochs (run_id, phase, epoch, seq, metrics_json, recorded_at)"
+                " VALUES (?1, ?2, ?3, (SELECT COALESCE(MAX(seq), 0) + 1 FROM epochs"
+                " WHERE run_id = ?1), ?4, ?5) ON CONFLICT (run_id, phase, epoch) DO UPDATE SET"
+                " metrics_json = excluded.metrics_json, recorded_at = excluded.recorded_at",
+                (run_id, phase, int(epoch), _dumps(metrics), now),
+            )
+            conn.execute(
+                "UPDATE runs SET heartbeat_at = ?1, updated_at = ?1 WHERE id = ?2", (now, run_id)
+            )
+
+    def epochs(self, run_id: str) -> list[dict[str, Any]]:
+        """``{"phase", "epoch", **metrics}`` per epoch; phases by first record, then by epoch."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT phase, epoch, metrics_json,"
+                " MIN(seq) OVER (PARTITION BY phase) AS phase_seq FROM epochs WHERE run_id = ?"
+                " ORDER BY phase_seq, epoch",
+                (run_id,),
+            ).fetchall()
+        return [
+            {**json.loads(r["metrics_json"]), "phase": r["phase"], "epoch": r["epoch"]}
+            for r in rows
+        ]
+
+    def add_findings(self, run_id: str, findings: list[Any]) -> None:
+        """Append findings (dicts with ``check`` and ``status``, or Finding dataclasses)."""
+        items = [dict(f) if isinstance(f, Mapping) else dataclasses.asdict(f) for f in findings]
+        with self._connect(write=True) as conn:
+            self._require(conn, run_id)
+            (start,) = conn.execute(
+                "SELECT COALESCE(MAX(seq), 0) FROM findings WHERE run_id = ?", (run_id,)
+            ).fetchone()
+            conn.executemany(
+                "INSERT INTO findings (run_id, seq, check_id, status, finding_json)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [
+                    (
+                        run_id,
+                        start + i,
+                        str(f.get("check", f.get("check_id", ""))),
+                        str(f.get("status", "")),
+                        _dumps(f),
+                    )
+                    for i, f in enumerate(items, 1)
+                ],
+            )
+
+    def findings(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's findings as stored, in the order they were added."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT finding_json FROM findings WHERE run_id = ? ORDER BY seq", (run_id,)
+            ).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def append_event(self, run_id: str, event: dict[str, Any]) -> None:
+        """Append one JSON line to the run's ``events.jsonl``, stamped ``time`` (UTC) unless given.
+
+        One short ``write`` on an append-mode file, so lines from several processes do not mix.
+        """
+        line = _dumps({"time": _now(), **event}) + "\n"
+        path = self.artifact(run_id, "events")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as f:
+            f.write(line)
+
+    def events(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's events, oldest first; a line torn by a crash is skipped, not fatal."""
+        path = self.artifact(run_id, "events")
+        if not path.exists():
+            return []
+        out = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            with contextlib.suppress(json.JSONDecodeError):
+                if line.strip():
+                    out.append(json.loads(line))
+        return out
+
+    # -- paths --------------------------------------------------------------------------------
+
+    def run_dir(self, run_id: str) -> Path:
+        """The run's folder (not created here). Refuses ids that could escape ``runs/``."""
+        if not _ID_RE.fullmatch(run_id):
+            raise ValueError(
+                f"Expected a run id like 20261122-211530-resnet50-3f9a. Received: {run_id!r}"
+            )
+        return self.home / "runs" / run_id
+
+    def artifact(self, run_id: str, name: str) -> Path:
+        """Path of a named artefact (see ``ARTIFACTS``); nothing is created."""
+        if name not in ARTIFACTS:
+            raise ValueError(
+                f"Expected an artefact name in {sorted(ARTIFACTS)}. Received: {name!r}"
+            )
+        return self.run_dir(run_id) / ARTIFACTS[name]
+
+    def _subdir(self, name: str) -> Path:
+        path = self.home / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def datasets_dir(self) -> Path:
+        """Where uploaded archives are unpacked (created on first use)."""
+        return self._subdir("datasets")
+
+    def cache_dir(self) -> Path:
+        """Where decoded-image and feature caches live (created on first use)."""
+        return self._subdir("cache")
+
+    def demo_dir(self) -> Path:
+        """Where the demo dataset is generated (created on first use)."""
+        return self._subdir("demo")
+
+
+# -- presentation: what `python -m training runs [list|show]` prints ------------------------
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        return f"{value:.4f}" if 1e-2 <= abs(value) < 1e5 or value == 0 else f"{value:.3g}"
+    if isinstance(value, dict | list):
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    lines = [headers, *rows]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines
+    )
+
+
+def _lookup(config: Mapping[str, Any], key: str) -> Any:
+    """``config[key]``, or the first nested section's (configs may group fields by concern)."""
+    if key in config:
+        return config[key]
+    for value in config.values():
+        if isinstance(value, Mapping) and key in value:
+            return value[key]
+    return None
+
+
+def _short(text: str, width: int = 28) -> str:
+    return text if len(text) <= width else "…" + text[-(width - 1) :]
+
+
+def _val_accuracy(summary: Mapping[str, Any]) -> tuple[Any, Any]:
+    """(best, final) validation accuracy from a summary: flat keys or fit's ``val.accuracy``."""
+    val = summary.get("val")
+    final = summary.get("final_val_accuracy", summary.get("val_accuracy"))
+    if final is None and isinstance(val, Mapping):
+        final = val.get("accuracy")
+    return summary.get("best_val_accuracy"), final
+
+
+def format_run_list(runs: list[Run]) -> str:
+    """An aligned table of runs, in the given order; 'running?' marks one with no live process."""
+    if not runs:
+        return "No runs yet."
+    rows = []
+    for run in runs:
+        best, final = _val_accuracy(run.summary or {})
+        acc = "-" if best is None and final is None else f"{_fmt(best)} / {_fmt(final)}"
+        status = run.status
+        if status == "running" and not run_is_alive(run):
+            status = "running?"  # no live process behind it: resumable
+        dataset = Path(run.dataset).name if run.dataset else "-"
+        backbone = _fmt(_lookup(run.config, "backbone"))
+        created = run.created_at[:19].replace("T", " ")
+        rows.append([run.id, run.kind, status, _short(dataset), backbone, acc, created])
+    headers = ["ID", "KIND", "STATUS", "DATASET", "BACKBONE", "VAL ACC best/final", "CREATED (UTC)"]
+    return _table(headers, rows)
+
+
+def _flatten(config: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for key, value in config.items():
+        if isinstance(value, Mapping) and value:
+            out += _flatten(value, f"{prefix}{key}.")
+        else:
+            out.append((f"{prefix}{key}", value))
+    return out
+
+
+def _pairs(items: list[tuple[str, Any]]) -> list[str]:
+    width = max((len(k) for k, _ in items), default=0)
+    return [f"  {k.ljust(width)}  {_fmt(v)}" for k, v in items]
+
+
+def format_run(run: Run, epochs: list[dict[str, Any]], findings: list[dict[str, Any]]) -> str:
+    """A human-readable report of one run: what it was, how each epoch went, what was found."""
+    out = [f"Run {run.id}  ({run.kind}, {run.status})"]
+    out += _pairs([(k, getattr(run, k)) for k in _PLAIN_FIELDS[2:] if k not in ("status", "error")])
+    if run.error:
+        out += ["", "Error", *("  " + line for line in run.error.splitlines())]
+    out += ["", "Config", *(_pairs(_flatten(run.config)) or ["  (empty)"])]
+    out += ["", "Epochs"]
+    if epochs:
+        keys = [k for e in epochs for k in e if k not in ("phase", "epoch")]
+        metrics = list(dict.fromkeys(keys))
+        rows = [
+            [str(e["phase"]), str(e["epoch"]), *(_fmt(e.get(k)) for k in metrics)] for e in epochs
+        ]
+        out += ["  " + line for line in _table(["phase", "epoch", *metrics], rows).splitlines()]
+    else:
+        out.append("  (none recorded)")
+    if run.summary:
+        out += ["", "Summary", *_pairs(_flatten(run.summary))]
+    if findings:
+        out += ["", "Findings"]
+        for f in findings:
+            detail = f.get("advice") or f.get("measured") or ""
+            out.append(
+                f"  [{f.get('status', '?')}] {f.get('check', f.get('check_id', '?'))}"
+                + (f": {_fmt(detail)}" if detail else "")
+            )
+    paths = [("run", run.path)] + [
+        (name, run.path / rel) for name, rel in ARTIFACTS.items() if (run.path / rel).exists()
+    ]
+    out += ["", "Paths", *_pairs(paths)]
+    return "\n".join(out)
+
+
+def run_to_dict(
+    run: Run,
+    epochs: list[dict[str, Any]] | None = None,
+    findings: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A run as plain JSON-able data for ``--json``; may hold NaN floats.
+
+    ``epochs`` and ``findings`` are included only when given, so a listing stays one query.
+    """
+    data = dataclasses.asdict(run)
+    data["path"] = str(run.path)
+    if epochs is not None:
+        data["epochs"] = epochs
+    if findings is not None:
+        data["findings"] = findings
+    return data
