@@ -1,0 +1,56 @@
+import pytest
+
+from training.config import TrainConfig
+from training.errors import ConfigError
+
+
+def make(**overrides):
+    return TrainConfig(data="d", backbone="MobileNetV2", **overrides)
+
+
+def test_defaults_resolve_unfreeze_by_weights():
+    assert make().resolved_unfreeze() == 2
+    assert make(weights="none").resolved_unfreeze() == "all"
+    assert make(weights=None).weights == "none"
+    assert make(unfreeze="3").unfreeze == 3
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "fragment"),
+    [
+        ("lr", 0.0, "lr"),
+        ("lr", float("nan"), "lr"),
+        ("batch_size", 0, "batch_size"),
+        ("dropout", 1.5, "dropout"),
+        ("val_split", 0.95, "val_split"),
+        ("optimizer", "rmsprop", "optimizer"),
+        ("unfreeze", "some", "--unfreeze"),
+        ("image_size", 4, "image_size"),
+    ],
+)
+def test_bad_values_name_the_field_and_what_was_received(field, value, fragment):
+    with pytest.raises(ConfigError) as error:
+        make(**{field: value})
+    assert fragment in str(error.value)
+    assert "Received" in str(error.value)
+
+
+def test_both_phases_skipped_is_refused():
+    with pytest.raises(ConfigError, match="Both phases are skipped"):
+        make(epochs_head=0, epochs_finetune=0)
+
+
+def test_round_trip_and_fingerprint(tmp_path):
+    config = make(lr=3e-4, unfreeze="all")
+    path = tmp_path / "config.json"
+    config.save(path)
+    loaded = TrainConfig.load(path)
+    assert loaded == config
+    assert loaded.fingerprint("k1") == config.fingerprint("k1")
+    assert config.fingerprint("k1") != config.fingerprint("k2")
+    assert make(lr=1e-3).fingerprint("k1") != make(lr=2e-3).fingerprint("k1")
+
+
+def test_unknown_field_in_saved_config_is_refused():
+    with pytest.raises(ConfigError, match="Unknown config field"):
+        TrainConfig.from_dict({"data": "d", "backbone": "x", "colour": "red"})

@@ -1,0 +1,147 @@
+"""What each ``python -m training`` command does; argument parsing lives in ``training.cli``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from training.cli import command, config_from_args, emit_json
+from training.runs import RunStore, format_run, format_run_list, run_to_dict
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+@command("audit")
+def audit(args: argparse.Namespace) -> int:
+    from training.data.audit import format_audit
+    from training.prepare import audit_path
+
+    report = audit_path(args.data, RunStore().datasets_dir(), progress=not args.json)
+    if args.json:
+        emit_json(report.to_dict())
+    else:
+        print(format_audit(report))
+    return 0 if report.verdict.trainable else 2
+
+
+@command("backbones")
+def backbones(args: argparse.Namespace) -> int:
+    from training.backbones import format_backbones, list_backbones
+
+    specs = list_backbones()
+    if args.json:
+        emit_json([spec.to_dict() for spec in specs])
+    else:
+        print(format_backbones(specs))
+    return 0
+
+
+@command("inspect")
+def inspect(args: argparse.Namespace) -> int:
+    from training.architecture import format_architecture, inspect_architecture
+
+    report = inspect_architecture(args.backbone, args.image_size, include_top=args.include_top)
+    if args.json:
+        payload = report.to_dict()
+        payload["training_memory"] = report.training_memory(args.batch_size)
+        emit_json(payload)
+    else:
+        print(format_architecture(report, batch_size=args.batch_size))
+    return 0
+
+
+@command("train")
+def train(args: argparse.Namespace) -> int:
+    from training.fit import train as run_training
+
+    config = config_from_args(args)
+    echo = _stderr if args.json else print
+    result = run_training(config, verbose=0 if args.json else 1, echo=echo)
+    if args.json:
+        emit_json({"run_id": result.run_id, **result.summary})
+    else:
+        print_result(result.run_id, result.summary)
+    return 0
+
+
+def print_result(run_id: str, summary: dict) -> None:
+    """The few numbers a user wants after a run, and where it is."""
+    print()
+    print(f"Run {run_id} completed in {summary.get('seconds', 0):.0f} s.")
+    for split in ("train", "val", "test"):
+        if split in summary:
+            scores = summary[split]
+            print(
+                f"  {split:<5} accuracy {scores['accuracy']:.1%}  loss {scores['loss']:.4f}  "
+                f"({scores['images']} images)"
+            )
+    if "gap" in summary:
+        print(f"  gap (train - val accuracy): {summary['gap']:+.1%}")
+    print(f"  model: {summary['model']}")
+
+
+@command("runs")
+def runs(args: argparse.Namespace) -> int:
+    store = RunStore()
+    if args.action == "list":
+        found = store.list_runs()
+        if args.json:
+            emit_json([run_to_dict(run) for run in found])
+        else:
+            print(format_run_list(found))
+        return 0
+    if not args.run:
+        print(
+            "error: `runs show` needs a run id (see `python -m training runs list`).",
+            file=sys.stderr,
+        )
+        return 2
+    run = store.get_run(args.run)
+    epochs, findings = store.epochs(run.id), store.findings(run.id)
+    if args.json:
+        emit_json(run_to_dict(run, epochs, findings))
+    else:
+        print(format_run(run, epochs, findings))
+    return 0
+
+
+@command("predict")
+def predict(args: argparse.Namespace) -> int:
+    from training.predict import load_model_file, predict_files, resolve_model_path
+
+    model = load_model_file(resolve_model_path(args.model))
+    results = predict_files(model, args.images, top_k=args.top_k)
+    if args.json:
+        emit_json(results)
+    else:
+        for result in results:
+            if "error" in result:
+                print(f"{result['file']}: error: {result['error']}")
+                continue
+            ranked = ", ".join(
+                f"{p['class']} {p['probability']:.1%}" for p in result["predictions"]
+            )
+            print(f"{result['file']}: {ranked}")
+    return 1 if any("error" in r for r in results) else 0
+
+
+@command("export")
+def export(args: argparse.Namespace) -> int:
+    from training.export import export_model
+
+    path = export_model(args.run, args.format, Path(args.output) if args.output else None)
+    if args.json:
+        emit_json({"format": args.format, "path": str(path)})
+    else:
+        print(f"Exported {args.format}: {path}")
+    return 0
+
+
+@command("demo")
+def demo(args: argparse.Namespace) -> int:
+    from training.demo_run import run_demo
+
+    return run_demo(backbone=args.backbone, as_json=args.json)

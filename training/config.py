@@ -1,0 +1,165 @@
+"""Training configuration: one validated dataclass, saved as ``config.json`` with every run.
+
+CLI flags map one to one onto fields (``--epochs-head`` → ``epochs_head``), so a run's config
+file is also the command that reproduces it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from training.errors import ConfigError
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+SWITCHES = ("auto", "on", "off")
+CLASS_WEIGHTS = ("none", "balanced")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides what a training run computes.
+
+    ``unfreeze`` is a number of top backbone blocks or ``"all"``; ``None`` picks 2 for pretrained
+    weights (fine-tune the top, keep the generic early features) and ``"all"`` for ``weights=none``
+    (random early layers have nothing worth keeping).
+    """
+
+    data: str
+    backbone: str
+    weights: str = "imagenet"
+    image_size: int | None = None
+    batch_size: int = 32
+    epochs_head: int = 10
+    epochs_finetune: int = 5
+    unfreeze: int | str | None = None
+    lr: float = 1e-3
+    finetune_lr: float = 1e-4
+    l2: float = 0.0
+    dropout: float = 0.2
+    head_units: int = 0
+    optimizer: str = "adam"
+    label_smoothing: float = 0.0
+    augment: bool = True
+    class_weights: str = "none"
+    val_split: float = 0.2
+    seed: int = 0
+    precision: str = "auto"
+    jit: str = "auto"
+
+    def __post_init__(self) -> None:
+        self.weights = normalize_weights(self.weights)
+        if isinstance(self.unfreeze, str) and self.unfreeze != "all":
+            self.unfreeze = _parse_unfreeze(self.unfreeze)
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first field that is out of range."""
+        _check_int("image_size", self.image_size, 8, 2048, allow_none=True)
+        _check_int("batch_size", self.batch_size, 1, 65536)
+        _check_int("epochs_head", self.epochs_head, 0, 100_000)
+        _check_int("epochs_finetune", self.epochs_finetune, 0, 100_000)
+        _check_int("head_units", self.head_units, 0, 65536)
+        _check_int("seed", self.seed, 0, 2**31 - 1)
+        if self.unfreeze not in (None, "all"):
+            _check_int("unfreeze", self.unfreeze, 0, 10_000)
+        _check_float("lr", self.lr, 0.0, 10.0, open_low=True)
+        _check_float("finetune_lr", self.finetune_lr, 0.0, 10.0, open_low=True)
+        _check_float("l2", self.l2, 0.0, 100.0)
+        _check_float("dropout", self.dropout, 0.0, 0.95)
+        _check_float("label_smoothing", self.label_smoothing, 0.0, 0.5)
+        _check_float("val_split", self.val_split, 0.0, 0.9)
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_choice("precision", self.precision, PRECISIONS)
+        _check_choice("jit", self.jit, SWITCHES)
+        _check_choice("class_weights", self.class_weights, CLASS_WEIGHTS)
+        if self.epochs_head == 0 and self.epochs_finetune == 0:
+            raise ConfigError(
+                "Both phases are skipped: epochs_head=0 and epochs_finetune=0. "
+                "Give at least one of --epochs-head or --epochs-finetune a positive value."
+            )
+
+    @property
+    def pretrained(self) -> bool:
+        """Whether the backbone starts from learned weights (whose BatchNorm stats we keep)."""
+        return self.weights != "none"
+
+    def resolved_unfreeze(self) -> int | str:
+        """The number of top blocks phase 2 unfreezes, with the default filled in."""
+        if self.unfreeze is None:
+            return 2 if self.pretrained else "all"
+        return self.unfreeze
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def fingerprint(self, dataset_key: str) -> str:
+        """Identity of "the same arguments on the same data": a re-run with it resumes."""
+        blob = json.dumps({"config": self.to_dict(), "dataset": dataset_key}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(
+                f"Unknown config field(s) {unknown}. Expected some of: {sorted(known)}."
+            )
+        return cls(**values)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> TrainConfig:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def normalize_weights(weights: str | None) -> str:
+    """``None``/"none"/"random" → "none"; "imagenet" stays; anything else is a file path."""
+    if weights is None or str(weights).lower() in ("none", "random", ""):
+        return "none"
+    if str(weights).lower() == "imagenet":
+        return "imagenet"
+    return str(weights)
+
+
+def _parse_unfreeze(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(
+            f"Expected --unfreeze to be a number of top blocks or 'all'. Received: {value!r}."
+        ) from None
+
+
+def _check_int(name: str, value: Any, low: int, high: int, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(
+            f"Expected {name} to be an integer in [{low}, {high}]. Received: {value!r}."
+        )
+
+
+def _check_float(name: str, value: Any, low: float, high: float, open_low: bool = False) -> None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if ok:
+        ok = (low < value if open_low else low <= value) and value <= high
+    if not ok:
+        bracket = "(" if open_low else "["
+        raise ConfigError(
+            f"Expected {name} to be a number in {bracket}{low}, {high}]. Received: {value!r}."
+        )
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"Expected {name} to be one of {list(choices)}. Received: {value!r}.")

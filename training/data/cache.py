@@ -1,0 +1,153 @@
+"""Decode once: every readable image, resized, in one uint8 memmap per dataset content and size.
+
+JPEG decoding is the main CPU cost of an input pipeline and a search reads the same images every
+epoch of every trial, so each image is decoded and resized exactly once. The cache key is a hash
+of (relative path, content hash, label) of every file plus the size and the decoder version: any
+changed, added or removed file gives a new key, so a stale cache is never read. Building writes
+to a temporary folder and renames it, so a killed build leaves nothing half-written behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from training.data.images import load_rgb
+
+# Bump when decoding or resizing changes, so caches built by older code are not reused.
+DECODER_VERSION = 1
+IMAGES_FILE = "images.u8"
+MANIFEST_FILE = "manifest.json"
+
+
+@dataclass
+class ImageCache:
+    """A decoded dataset: ``images[i]`` is ``rels[i]`` as (size, size, 3) uint8 RGB."""
+
+    directory: Path
+    key: str
+    image_size: int
+    images: np.ndarray
+    labels: np.ndarray
+    rels: list[str]
+    splits: list[str | None]
+    class_names: list[str]
+
+    def __len__(self) -> int:
+        return len(self.rels)
+
+    def indices(self, rels: Sequence[str]) -> np.ndarray:
+        """Row numbers of the given relative paths (for split lists)."""
+        position = {rel: i for i, rel in enumerate(self.rels)}
+        return np.array([position[rel] for rel in rels], dtype=np.int64)
+
+
+def cache_key(records: Sequence, image_size: int, class_names: Sequence[str]) -> str:
+    """Content key of a dataset at one size; ``records`` are readable audit FileRecords."""
+    digest = hashlib.sha256()
+    digest.update(f"v{DECODER_VERSION}|{image_size}|{json.dumps(list(class_names))}".encode())
+    for record in sorted(records, key=lambda r: r.rel):
+        digest.update(f"\n{record.rel}|{record.sha256}|{record.label}|{record.split}".encode())
+    return digest.hexdigest()[:20]
+
+
+def load_or_build_cache(
+    records: Sequence,
+    class_names: Sequence[str],
+    image_size: int,
+    cache_root: Path,
+    workers: int | None = None,
+    progress: bool = True,
+) -> ImageCache:
+    """Open the cache for these records and size, decoding the images first if needed."""
+    key = cache_key(records, image_size, class_names)
+    directory = Path(cache_root) / f"images-{key}"
+    if not (directory / MANIFEST_FILE).exists():
+        _build(directory, records, class_names, image_size, workers, progress)
+    return open_cache(directory)
+
+
+def open_cache(directory: Path) -> ImageCache:
+    """Map a finished cache folder read-only; the OS page cache keeps hot images in memory."""
+    manifest = json.loads((directory / MANIFEST_FILE).read_text())
+    size = manifest["image_size"]
+    count = len(manifest["rels"])
+    images = (
+        np.memmap(directory / IMAGES_FILE, dtype=np.uint8, mode="r", shape=(count, size, size, 3))
+        if count
+        else np.zeros((0, size, size, 3), np.uint8)
+    )
+    return ImageCache(
+        directory=directory,
+        key=manifest["key"],
+        image_size=size,
+        images=images,
+        labels=np.array(manifest["labels"], dtype=np.int32),
+        rels=manifest["rels"],
+        splits=manifest["splits"],
+        class_names=manifest["class_names"],
+    )
+
+
+def _build(
+    directory: Path,
+    records: Sequence,
+    class_names: Sequence[str],
+    image_size: int,
+    workers: int | None,
+    progress: bool,
+) -> None:
+    ordered = sorted(records, key=lambda r: r.rel)
+    label_index = {name: i for i, name in enumerate(class_names)}
+    temp = directory.with_name(f".{directory.name}.{uuid.uuid4().hex[:8]}.tmp")
+    temp.mkdir(parents=True)
+    try:
+        shape = (len(ordered), image_size, image_size, 3)
+        if ordered:
+            images = np.memmap(temp / IMAGES_FILE, dtype=np.uint8, mode="w+", shape=shape)
+
+            def decode(i: int) -> None:
+                images[i] = load_rgb(ordered[i].path, image_size)
+
+            # Pillow releases the GIL while decoding and resizing, so threads scale with cores.
+            with ThreadPoolExecutor(max_workers=workers or min(32, os.cpu_count() or 1)) as pool:
+                jobs = pool.map(decode, range(len(ordered)))
+                for _ in tqdm(
+                    jobs,
+                    total=len(ordered),
+                    desc="Decoding images",
+                    unit="img",
+                    disable=not progress,
+                    leave=False,
+                ):
+                    pass
+            images.flush()
+            del images
+        manifest = {
+            "key": directory.name.removeprefix("images-"),
+            "image_size": image_size,
+            "decoder_version": DECODER_VERSION,
+            "class_names": list(class_names),
+            "rels": [r.rel for r in ordered],
+            "labels": [label_index[r.label] for r in ordered],
+            "splits": [r.split for r in ordered],
+        }
+        (temp / MANIFEST_FILE).write_text(json.dumps(manifest))
+        try:
+            temp.rename(directory)
+        except OSError:
+            # Another process finished the same cache first: theirs is identical, keep it.
+            shutil.rmtree(temp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise

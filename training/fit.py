@@ -1,0 +1,318 @@
+"""Two-phase fine-tuning, stored as a run, resumable after a kill.
+
+Phase 1 trains only the head, on features the frozen backbone computes once (a head epoch then
+costs milliseconds instead of a backbone pass). Phase 2 unfreezes the top blocks and trains the
+whole model on images, augmentation inside the model, with a lower learning rate; BatchNorm keeps
+its pretrained statistics (the keras-io fine-tuning rule). With random initial weights BatchNorm
+trains, and its statistics are re-estimated after each phase (see ``training.batchnorm``).
+
+Resuming: a run is identified by its config and dataset content. Re-running the same command
+after a kill finds the unfinished run, reloads the weights saved at the end of phase 1, and
+``BackupAndRestore`` continues phase 2 from its last finished epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+
+from training.backbones import BackboneSpec, get_backbone, set_trainable_top_blocks
+from training.batchnorm import recalibrate_batchnorm
+from training.callbacks import RunLogger, diverged
+from training.config import TrainConfig
+from training.data.batches import ImageBatches
+from training.device import apply_precision, resolve_jit
+from training.errors import BabysitterError
+from training.losses import classification_loss
+from training.model import Classifier, build_classifier
+from training.prepare import PreparedData, prepare_data
+from training.runs import RunStore
+
+
+@dataclass
+class TrainResult:
+    run_id: str
+    summary: dict
+
+
+def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
+    """Adam for most runs; AdamW and SGD with Nesterov momentum for the tuner to compare."""
+    if name == "adamw":
+        return keras.optimizers.AdamW(learning_rate, weight_decay=1e-4)
+    if name == "sgd":
+        return keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True)
+    return keras.optimizers.Adam(learning_rate)
+
+
+def balanced_class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """n / (k · count_c): every class contributes equally to the loss."""
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    weights = len(labels) / (num_classes * np.maximum(counts, 1))
+    return weights.astype(np.float32)
+
+
+def extract_features(clf: Classifier, images: np.ndarray, rows: np.ndarray, batch_size: int):
+    """Pooled backbone outputs of ``rows`` (no augmentation), as float32."""
+    if len(rows) == 0:
+        return np.zeros((0, int(clf.features.output.shape[-1])), np.float32)
+    batches = ImageBatches(images, np.zeros(len(images), np.int32), rows, batch_size)
+    features = clf.features.predict(batches, verbose=0)
+    return np.asarray(features, dtype=np.float32)
+
+
+def evaluate_split(model: keras.Model, data: PreparedData, split: str, batch_size: int) -> dict:
+    """Loss and accuracy in inference mode (no augmentation, BatchNorm moving statistics)."""
+    rows = data.rows(split)
+    if len(rows) == 0:
+        return {}
+    batches = ImageBatches(data.cache.images, data.cache.labels, rows, batch_size)
+    loss, accuracy = model.evaluate(batches, verbose=0, return_dict=False)[:2]
+    return {"loss": float(loss), "accuracy": float(accuracy), "images": len(rows)}
+
+
+def train(
+    config: TrainConfig,
+    store: RunStore | None = None,
+    *,
+    verbose: int = 1,
+    echo: Callable[[str], None] = print,
+) -> TrainResult:
+    """Audit, split, decode, fine-tune in two phases, evaluate, save; one stored run."""
+    store = store or RunStore()
+    spec = get_backbone(config.backbone)
+    image_size = config.image_size or spec.default_size
+    spec.check_size(image_size)
+    data = prepare_data(
+        config.data,
+        image_size,
+        config.val_split,
+        config.seed,
+        store.datasets_dir(),
+        store.cache_dir(),
+        progress=verbose > 0,
+    )
+    fingerprint = config.fingerprint(data.cache.key)
+    run = store.find_resumable("train", fingerprint)
+    if run is not None:
+        store.claim(run.id)
+        echo(f"Resuming run {run.id} (same arguments and data as an unfinished run).")
+    else:
+        run = store.create_run("train", spec.name, config.to_dict(), fingerprint, str(data.root))
+    store.append_event(run.id, {"event": "started", "splits": data.split_counts()})
+    try:
+        summary = _train_run(config, spec, image_size, data, store, run.id, verbose, echo)
+    except KeyboardInterrupt:
+        store.set_status(run.id, "interrupted", error="interrupted by the user")
+        raise
+    except BabysitterError as error:
+        store.set_status(run.id, "failed", error=str(error))
+        raise
+    except Exception as error:
+        store.set_status(run.id, "failed", error=f"{type(error).__name__}: {error}")
+        raise
+    return TrainResult(run.id, summary)
+
+
+def _train_run(
+    config: TrainConfig,
+    spec: BackboneSpec,
+    image_size: int,
+    data: PreparedData,
+    store: RunStore,
+    run_id: str,
+    verbose: int,
+    echo: Callable[[str], None],
+) -> dict:
+    started = time.monotonic()
+    keras.utils.set_random_seed(config.seed)
+    policy = apply_precision(config.precision)
+    jit = resolve_jit(config.jit)
+    clf = build_classifier(
+        spec,
+        data.class_names,
+        image_size,
+        config.weights,
+        dropout=config.dropout,
+        l2=config.l2,
+        head_units=config.head_units,
+        augment=config.augment,
+        seed=config.seed,
+    )
+    weights = None
+    if config.class_weights == "balanced":
+        weights = balanced_class_weights(data.labels("train"), len(data.class_names))
+    histories: dict[str, list[dict]] = {}
+
+    phase1_path = store.artifact(run_id, "phase1")
+    if phase1_path.exists():
+        clf.model.load_weights(phase1_path)
+        echo("Phase 1 already finished in this run: weights reloaded.")
+    else:
+        if not config.pretrained:
+            recalibrate_batchnorm(
+                clf.backbone,
+                clf.preprocess,
+                data.cache.images,
+                data.rows("train"),
+                config.batch_size,
+                seed=config.seed,
+            )
+        if config.epochs_head > 0:
+            histories["head"] = _phase_head(
+                config, clf, data, store, run_id, weights, jit, verbose, echo
+            )
+        if not diverged(histories.get("head", [])):
+            clf.model.save_weights(phase1_path)
+
+    if config.epochs_finetune > 0 and not diverged(histories.get("head", [])):
+        histories["finetune"] = _phase_finetune(
+            config, clf, data, store, run_id, weights, jit, verbose, echo
+        )
+        if not config.pretrained:
+            recalibrate_batchnorm(
+                clf.backbone,
+                clf.preprocess,
+                data.cache.images,
+                data.rows("train"),
+                config.batch_size,
+                seed=config.seed,
+            )
+
+    summary = _finish(config, clf, data, store, run_id, histories, policy, started, echo)
+    return summary
+
+
+def _compile(model: keras.Model, config: TrainConfig, learning_rate: float, jit) -> None:
+    model.compile(
+        optimizer=make_optimizer(config.optimizer, learning_rate),
+        loss=classification_loss(config.label_smoothing),
+        metrics=["accuracy"],
+        jit_compile=jit,
+    )
+
+
+def _phase_head(config, clf, data, store, run_id, weights, jit, verbose, echo) -> list[dict]:
+    echo(
+        f"Phase 1: computing {clf.spec.name} features once for "
+        f"{len(data.rows('train')) + len(data.rows('val'))} images…"
+    )
+    train_x = extract_features(clf, data.cache.images, data.rows("train"), config.batch_size)
+    val_x = extract_features(clf, data.cache.images, data.rows("val"), config.batch_size)
+    echo(f"Phase 1: training the head for {config.epochs_head} epochs (backbone frozen).")
+    _compile(clf.head, config, config.lr, jit)
+    logger = RunLogger(store, run_id, "head")
+    clf.head.fit(
+        train_x,
+        data.labels("train"),
+        validation_data=(val_x, data.labels("val")) if len(val_x) else None,
+        epochs=config.epochs_head,
+        batch_size=config.batch_size,
+        class_weight=dict(enumerate(weights)) if weights is not None else None,
+        callbacks=[logger, keras.callbacks.TerminateOnNaN()],
+        verbose=_keras_verbose(verbose, per_epoch=True),
+    )
+    return logger.history
+
+
+def _phase_finetune(config, clf, data, store, run_id, weights, jit, verbose, echo) -> list[dict]:
+    unfreeze = config.resolved_unfreeze()
+    trainable = set_trainable_top_blocks(
+        clf.backbone, clf.spec, unfreeze, train_batchnorm=not config.pretrained
+    )
+    echo(
+        f"Phase 2: fine-tuning the top {unfreeze} block(s) ({trainable:,} trainable "
+        f"parameters in the backbone) for {config.epochs_finetune} epochs at lr "
+        f"{config.finetune_lr:g}."
+    )
+    _compile(clf.model, config, config.finetune_lr, jit)
+    images, labels = data.cache.images, data.cache.labels
+    train_batches = ImageBatches(
+        images,
+        labels,
+        data.rows("train"),
+        config.batch_size,
+        shuffle=True,
+        seed=config.seed,
+        sample_weights=weights,
+    )
+    val_rows = data.rows("val")
+    val_batches = (
+        ImageBatches(images, labels, val_rows, config.batch_size) if len(val_rows) else None
+    )
+    logger = RunLogger(store, run_id, "finetune")
+    backup = keras.callbacks.BackupAndRestore(str(store.artifact(run_id, "backup_phase2")))
+    clf.model.fit(
+        train_batches,
+        validation_data=val_batches,
+        epochs=config.epochs_finetune,
+        callbacks=[backup, logger, keras.callbacks.TerminateOnNaN()],
+        verbose=_keras_verbose(verbose, per_epoch=False),
+    )
+    return logger.history
+
+
+def _finish(config, clf, data, store, run_id, histories, policy, started, echo) -> dict:
+    history = histories.get("finetune") or histories.get("head") or []
+    summary: dict = {
+        "backbone": clf.spec.name,
+        "image_size": clf.image_size,
+        "weights": config.weights,
+        "precision": policy,
+        "classes": data.class_names,
+        "splits": data.split_counts(),
+        "epochs": {phase: len(h) for phase, h in histories.items()},
+    }
+    if diverged(history):
+        lr = config.finetune_lr if "finetune" in histories else config.lr
+        error = (
+            f"Training diverged: the loss became NaN or infinite at learning rate {lr:g}. "
+            "Lower the learning rate (--lr / --finetune-lr) by 10x and run again."
+        )
+        store.set_status(run_id, "failed", summary=summary, error=error)
+        raise BabysitterError(error)
+    if not clf.model.compiled:  # phase 2 skipped: compile once for evaluation
+        _compile(clf.model, config, config.finetune_lr, resolve_jit(config.jit))
+    for split in ("train", "val", "test"):
+        scores = evaluate_split(clf.model, data, split, config.batch_size)
+        if scores:
+            summary[split] = scores
+    if "train" in summary and "val" in summary:
+        summary["gap"] = summary["train"]["accuracy"] - summary["val"]["accuracy"]
+    _save_predictions(clf, data, store, run_id, config.batch_size)
+    model_path = store.artifact(run_id, "model")
+    clf.model.save(model_path)
+    store.artifact(run_id, "history").write_text(json.dumps(histories, indent=1))
+    summary["model"] = str(model_path)
+    summary["seconds"] = round(time.monotonic() - started, 1)
+    store.set_status(run_id, "completed", summary=summary)
+    store.append_event(run_id, {"event": "completed", "summary": summary})
+    return summary
+
+
+def _save_predictions(clf, data, store, run_id, batch_size) -> None:
+    """Validation probabilities from the trained model (for the confusion matrix, worst mistakes
+    and the check that the saved file predicts the same)."""
+    rows = data.rows("val") if len(data.rows("val")) else data.rows("train")
+    batches = ImageBatches(data.cache.images, data.cache.labels, rows, batch_size)
+    probabilities = np.asarray(clf.model.predict(batches, verbose=0), dtype=np.float32)
+    np.savez(
+        store.artifact(run_id, "predictions"),
+        rows=rows,
+        rels=np.array([data.cache.rels[i] for i in rows]),
+        labels=data.cache.labels[rows],
+        probabilities=probabilities,
+        class_names=np.array(data.class_names),
+        cache_key=data.cache.key,
+    )
+
+
+def _keras_verbose(verbose: int, per_epoch: bool) -> int:
+    """Keras' progress bar for image epochs; one line per epoch for millisecond head epochs."""
+    if verbose <= 0:
+        return 0
+    return 2 if per_epoch else 1

@@ -1,0 +1,122 @@
+"""Predictions from raw image files with a saved model, which is untrusted input like any file.
+
+A ``.keras`` file is a zip holding a config and weights. It is vetted before Keras opens it
+(extension, size, the archive checks used for datasets) and loaded with ``safe_mode=True``, so
+no Python code (lambda layers, pickles) can come with it. Class names and preprocessing are in
+the file; images are decoded and resized by the same function that built the training cache.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+
+import training.layers
+import training.losses  # noqa: F401
+from training.data.archive import ArchiveLimits, check_zip_entries
+from training.data.images import load_rgb
+from training.errors import BabysitterError, ImageError, ModelFileError
+from training.runs import RunStore
+
+MAX_MODEL_BYTES = 4 * 1024**3
+MODEL_LIMITS = ArchiveLimits(
+    max_total_bytes=8 * 1024**3, max_entries=64, max_ratio=1000, max_entry_bytes=MAX_MODEL_BYTES
+)
+
+
+def resolve_model_path(model_or_run: str, store: RunStore | None = None) -> Path:
+    """A ``.keras`` path as given, or the model file of a run id (or unique prefix)."""
+    candidate = Path(model_or_run).expanduser()
+    if candidate.exists():
+        return candidate
+    if candidate.suffix:
+        raise ModelFileError(
+            f"Model file not found: {candidate}. Give a .keras file or a run id "
+            "from `python -m training runs list`."
+        )
+    store = store or RunStore()
+    run = store.get_run(model_or_run)
+    path = store.artifact(run.id, "model")
+    if not path.exists():
+        raise ModelFileError(
+            f"Run {run.id} has no saved model (status: {run.status}). Only completed runs have "
+            "one; see `python -m training runs show " + run.id + "`."
+        )
+    return path
+
+
+def load_model_file(path: Path) -> keras.Model:
+    """Load a Babysitter ``.keras`` file safely, or explain why it cannot be."""
+    path = Path(path)
+    if path.suffix.lower() != ".keras" or not path.is_file():
+        raise ModelFileError(
+            f"{path}: only .keras model files are accepted (no .h5, SavedModel "
+            "or pickle: they can carry code). Export the model as .keras."
+        )
+    if path.stat().st_size > MAX_MODEL_BYTES:
+        raise ModelFileError(
+            f"{path}: {path.stat().st_size:,} bytes is over the "
+            f"{MAX_MODEL_BYTES:,}-byte limit for model files."
+        )
+    try:
+        check_zip_entries(path, MODEL_LIMITS)
+    except BabysitterError as error:
+        raise ModelFileError(f"{path}: not a valid .keras file ({error}).") from None
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as error:  # Keras raises many types for a bad file; all mean "not usable"
+        raise ModelFileError(
+            f"{path}: Keras could not load it safely ({type(error).__name__}: "
+            f"{error}). Was it saved by Babysitter?"
+        ) from None
+    class_names_of(model, path)
+    return model
+
+
+def class_names_of(model: keras.Model, path: Path | str = "model") -> list[str]:
+    try:
+        return list(model.get_layer("class_names").class_names)
+    except ValueError:
+        raise ModelFileError(
+            f"{path}: the model has no class names layer; it was not saved by "
+            "Babysitter's train or search commands."
+        ) from None
+
+
+def image_size_of(model: keras.Model) -> int:
+    return int(model.input_shape[1])
+
+
+def predict_files(
+    model: keras.Model, files: list[str | Path], top_k: int = 3, batch_size: int = 32
+) -> list[dict]:
+    """Top-k classes per file; an unreadable file gets an ``error`` entry and the rest go on."""
+    names = class_names_of(model)
+    size = image_size_of(model)
+    top_k = max(1, min(top_k, len(names)))
+    results: list[dict] = [{"file": str(f)} for f in files]
+    images, positions = [], []
+    for i, file in enumerate(files):
+        try:
+            images.append(load_rgb(file, size))
+            positions.append(i)
+        except ImageError as error:
+            results[i]["error"] = error.reason
+        except OSError as error:
+            results[i]["error"] = f"cannot read the file ({error.strerror or error})"
+    if images:
+        probabilities = predict_arrays(model, np.stack(images), batch_size)
+        for i, row in zip(positions, probabilities, strict=True):
+            best = np.argsort(-row)[:top_k]
+            results[i]["predictions"] = [
+                {"class": names[j], "probability": float(row[j])} for j in best
+            ]
+    return results
+
+
+def predict_arrays(model: keras.Model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    """Probabilities for uint8 (N, size, size, 3) images, as float32."""
+    out = model.predict(images.astype(np.uint8), batch_size=batch_size, verbose=0)
+    return np.asarray(out, dtype=np.float32)
