@@ -9,6 +9,8 @@ import pytest
 from training.errors import ConfigError
 from training.layers import ClassNames, ImagePreprocessing
 
+pytestmark = pytest.mark.core
+
 
 def _pixels(seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
@@ -95,3 +97,36 @@ def test_saved_model_keeps_preprocessing_and_labels(tmp_path):
         keras.ops.convert_to_numpy(model(pixels)),
         atol=1e-6,
     )
+
+
+def test_random_affine_is_identity_at_inference_and_varies_in_training():
+    import numpy as np
+
+    from training.layers import RandomAffine
+
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, (4, 16, 16, 3)).astype("float32")
+    layer = RandomAffine(seed=3)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(images)), images)
+    warped = keras.ops.convert_to_numpy(layer(images, training=True))
+    assert warped.shape == images.shape
+    assert not np.allclose(warped, images)
+
+
+def test_random_affine_flip_alone_mirrors_or_keeps_each_image():
+    import numpy as np
+
+    from training.layers import RandomAffine
+
+    images = np.arange(2 * 8 * 8 * 3, dtype="float32").reshape(2, 8, 8, 3)
+    batch = np.concatenate([images] * 8)
+    out = keras.ops.convert_to_numpy(
+        RandomAffine(rotation=0.0, zoom=0.0, seed=1)(batch, training=True)
+    )
+    mirrored = 0
+    for got, original in zip(out, batch, strict=True):
+        if np.allclose(got, original[:, ::-1], atol=1e-3):
+            mirrored += 1
+        else:
+            np.testing.assert_allclose(got, original, atol=1e-3)
+    assert 0 < mirrored < len(batch)

@@ -22,11 +22,11 @@ import keras
 import numpy as np
 
 from training.backbones import BackboneSpec, get_backbone, set_trainable_top_blocks
-from training.batchnorm import recalibrate_batchnorm
-from training.callbacks import RunLogger, diverged
+from training.batchnorm import recalibrate_batchnorm, speed_up_moving_averages
+from training.callbacks import RunLogger, ThrottledBackupAndRestore, diverged
 from training.config import TrainConfig
 from training.data.batches import ImageBatches
-from training.device import apply_precision, resolve_jit
+from training.device import accelerator, apply_precision, resolve_jit
 from training.errors import BabysitterError
 from training.losses import classification_loss
 from training.model import Classifier, build_classifier
@@ -221,6 +221,8 @@ def _phase_head(config, clf, data, store, run_id, weights, jit, verbose, echo) -
 
 def _phase_finetune(config, clf, data, store, run_id, weights, jit, verbose, echo) -> list[dict]:
     unfreeze = config.resolved_unfreeze()
+    if not config.pretrained:
+        speed_up_moving_averages(clf.backbone)
     trainable = set_trainable_top_blocks(
         clf.backbone, clf.spec, unfreeze, train_batchnorm=not config.pretrained
     )
@@ -231,6 +233,7 @@ def _phase_finetune(config, clf, data, store, run_id, weights, jit, verbose, ech
     )
     _compile(clf.model, config, config.finetune_lr, jit)
     images, labels = data.cache.images, data.cache.labels
+    # On an accelerator, two threads prepare the next batches while the device computes.
     train_batches = ImageBatches(
         images,
         labels,
@@ -239,13 +242,14 @@ def _phase_finetune(config, clf, data, store, run_id, weights, jit, verbose, ech
         shuffle=True,
         seed=config.seed,
         sample_weights=weights,
+        workers=2 if accelerator() else 1,
     )
     val_rows = data.rows("val")
     val_batches = (
         ImageBatches(images, labels, val_rows, config.batch_size) if len(val_rows) else None
     )
     logger = RunLogger(store, run_id, "finetune")
-    backup = keras.callbacks.BackupAndRestore(str(store.artifact(run_id, "backup_phase2")))
+    backup = ThrottledBackupAndRestore(str(store.artifact(run_id, "backup_phase2")))
     clf.model.fit(
         train_batches,
         validation_data=val_batches,

@@ -103,3 +103,59 @@ class ClassNames(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "names": list(self.class_names)}
+
+
+@keras.saving.register_keras_serializable(package="babysitter")
+class RandomAffine(keras.layers.Layer):
+    """Random horizontal flip, rotation and zoom as one affine warp, in training only.
+
+    Keras' ``RandomRotation`` and ``RandomZoom`` declare ``supports_jit = False``, which makes
+    the whole model fall back to op-by-op execution: on JAX that turned a 5 ms training step
+    into minutes. One ``keras.ops.image.affine_transform`` per batch does the same work and
+    compiles. ``rotation`` is a fraction of a full turn and ``zoom`` a relative scale change, as
+    in the Keras layers.
+    """
+
+    def __init__(self, flip: bool = True, rotation: float = 0.05, zoom: float = 0.1,
+                 seed: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.flip = bool(flip)
+        self.rotation = float(rotation)
+        self.zoom = float(zoom)
+        self.seed = seed
+        self.generator = keras.random.SeedGenerator(seed)
+        # TensorFlow's XLA bridge lacks the projective-transform kernel: there, no XLA.
+        self.supports_jit = keras.backend.backend() != "tensorflow"
+
+    def call(self, images: Any, training: bool | None = None) -> Any:
+        if not training:
+            return images
+        dtype = images.dtype
+        x = ops.cast(images, "float32")
+        batch = ops.shape(x)[0]
+        height, width = ops.cast(ops.shape(x)[1], "float32"), ops.cast(ops.shape(x)[2], "float32")
+        angle = keras.random.uniform((batch,), -self.rotation, self.rotation,
+                                     seed=self.generator) * 2.0 * 3.141592653589793
+        scale = 1.0 + keras.random.uniform((batch,), -self.zoom, self.zoom, seed=self.generator)
+        mirror = ops.ones((batch,))
+        if self.flip:
+            coin = keras.random.uniform((batch,), 0.0, 1.0, seed=self.generator)
+            mirror = ops.where(coin < 0.5, -1.0, 1.0)
+        # Output pixel p samples input c + R·S·F·(p - c), c the image centre.
+        cos, sin = ops.cos(angle) * scale, ops.sin(angle) * scale
+        a0, a1, b0, b1 = cos * mirror, -sin, sin * mirror, cos
+        cx, cy = (width - 1.0) / 2.0, (height - 1.0) / 2.0
+        a2 = cx - a0 * cx - a1 * cy
+        b2 = cy - b0 * cx - b1 * cy
+        zeros = ops.zeros((batch,))
+        transform = ops.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
+        warped = ops.image.affine_transform(x, transform, interpolation="bilinear",
+                                            fill_mode="reflect")
+        return ops.cast(warped, dtype)
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "flip": self.flip, "rotation": self.rotation,
+                "zoom": self.zoom, "seed": self.seed}

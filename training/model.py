@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import keras
 
 from training.backbones import BackboneSpec
-from training.layers import ClassNames, ImagePreprocessing
+from training.layers import ClassNames, ImagePreprocessing, RandomAffine
 
 
 @dataclass
@@ -32,20 +32,14 @@ class Classifier:
     image_size: int
 
 
-def build_augmentation(seed: int) -> keras.Sequential:
+def build_augmentation(seed: int) -> keras.layers.Layer:
     """Label-preserving, mild augmentation that runs on the accelerator and only in training.
 
     Flips, small rotations and zooms suit most photo datasets; it is inside the model, so it is
-    saved with it and costs nothing at inference (these layers are identity when not training).
+    saved with it and costs nothing at inference (identity when not training). One compiled
+    affine warp rather than Keras' RandomRotation/RandomZoom, which cannot be jit-compiled.
     """
-    return keras.Sequential(
-        [
-            keras.layers.RandomFlip("horizontal", seed=seed),
-            keras.layers.RandomRotation(0.05, fill_mode="reflect", seed=seed + 1),
-            keras.layers.RandomZoom(0.1, fill_mode="reflect", seed=seed + 2),
-        ],
-        name="augmentation",
-    )
+    return RandomAffine(flip=True, rotation=0.05, zoom=0.1, seed=seed, name="augmentation")
 
 
 def build_head(
