@@ -25,13 +25,8 @@ if __package__ in (None, ""):  # run as a file: make the repository root importa
 
 import keras
 
-from training.backbones import (
-    META_PATH,
-    BackboneSpec,
-    get_backbone,
-    list_backbones,
-    unfreezable_blocks,
-)
+from training.backbones import META_PATH, BackboneSpec, get_backbone, list_backbones
+from training.blocks import unfreezable_blocks
 
 
 def measure_backbone(spec: BackboneSpec, with_top: bool = True) -> dict[str, Any]:

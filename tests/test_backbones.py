@@ -12,14 +12,8 @@ import pytest
 
 from bench.backbone_meta import measure_backbone
 from training import backbones
-from training.backbones import (
-    META_PATH,
-    format_backbones,
-    get_backbone,
-    list_backbones,
-    set_trainable_top_blocks,
-    unfreezable_blocks,
-)
+from training.backbones import META_PATH, format_backbones, get_backbone, list_backbones
+from training.blocks import set_trainable_top_blocks, unfreezable_blocks
 from training.errors import ConfigError, WeightsError
 
 EXPECTED = (

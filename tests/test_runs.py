@@ -18,14 +18,8 @@ import pytest
 
 from training import runs as runs_module
 from training.errors import BabysitterError, RunNotFoundError
-from training.runs import (
-    SCHEMA_VERSION,
-    RunStore,
-    format_run,
-    format_run_list,
-    pid_alive,
-    run_to_dict,
-)
+from training.runs import SCHEMA_VERSION, RunStore, pid_alive
+from training.runs_report import format_run, format_run_list, run_to_dict
 
 ID_RE = re.compile(r"\d{8}-\d{6}-[a-z0-9-]+-[0-9a-f]{4}")
 

@@ -52,7 +52,7 @@ def test_two_phases_store_a_complete_run(colours):
     assert run.status == "completed"
     phases = [(e["phase"], e["epoch"]) for e in store.epochs(run.id)]
     assert phases == [("head", i) for i in range(1, 31)] + [("finetune", 1), ("finetune", 2)]
-    assert json.loads(store.artifact(run.id, "config").read_text())["backbone"] == "MobileNetV2"
+    assert json.loads(store.artifact(run.id, "config").read_text())["backbone"] == "VGG16"
     summary = result.summary
     assert summary["splits"] == {"train": 24, "val": 6}
     assert summary["gap"] == pytest.approx(
@@ -82,10 +82,20 @@ def test_saved_model_predicts_like_the_trained_one(colours):
 
 
 def test_batchnorm_statistics_describe_the_data_when_trained_from_scratch(colours):
-    """Training accuracy scored in inference mode must match what fit saw (no BN mismatch)."""
-    config = tiny_config(colours, epochs_head=0, epochs_finetune=8, batch_size=16, val_split=0.0)
+    """Training images scored in inference mode must score like fit saw them (no BN mismatch).
+
+    Without re-estimated statistics MobileNetV2 (momentum 0.999) scores these at chance (33%)
+    while fit reports ~100%.
+    """
+    config = tiny_config(
+        colours, epochs_head=0, epochs_finetune=8, batch_size=16, val_split=0.0, augment=False
+    )
     result = train(config, verbose=0, echo=lambda m: None)
-    assert result.summary["train"]["accuracy"] >= 0.9
+    fit_accuracy = RunStore().epochs(result.run_id)[-1]["accuracy"]
+    inference_accuracy = result.summary["train"]["accuracy"]
+    assert fit_accuracy >= 0.7
+    assert inference_accuracy >= 0.7
+    assert inference_accuracy >= fit_accuracy - 0.15
 
 
 def test_killed_run_resumes_where_it_stopped(colours, monkeypatch):

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from training.cli import command, config_from_args, emit_json
-from training.runs import RunStore, format_run, format_run_list, run_to_dict
+from training.runs import RunStore
+from training.runs_report import format_run, format_run_list, run_to_dict
 
 
 def _stderr(message: str) -> None:

@@ -27,7 +27,7 @@ def demo_config(data: str, backbone: str, weights: str) -> TrainConfig:
         image_size=DEMO_IMAGE_SIZE,
         batch_size=16,
         epochs_head=10,
-        epochs_finetune=8 if pretrained else 12,
+        epochs_finetune=8 if pretrained else 20,
         lr=1e-3,
         finetune_lr=1e-4 if pretrained else 2e-3,
         dropout=0.1,

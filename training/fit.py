@@ -21,8 +21,9 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from training.backbones import BackboneSpec, get_backbone, set_trainable_top_blocks
+from training.backbones import BackboneSpec, get_backbone
 from training.batchnorm import recalibrate_batchnorm, speed_up_moving_averages
+from training.blocks import set_trainable_top_blocks
 from training.callbacks import RunLogger, ThrottledBackupAndRestore, diverged
 from training.config import TrainConfig
 from training.data.batches import ImageBatches

@@ -116,8 +116,14 @@ class RandomAffine(keras.layers.Layer):
     in the Keras layers.
     """
 
-    def __init__(self, flip: bool = True, rotation: float = 0.05, zoom: float = 0.1,
-                 seed: int | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        flip: bool = True,
+        rotation: float = 0.05,
+        zoom: float = 0.1,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.flip = bool(flip)
         self.rotation = float(rotation)
@@ -134,8 +140,11 @@ class RandomAffine(keras.layers.Layer):
         x = ops.cast(images, "float32")
         batch = ops.shape(x)[0]
         height, width = ops.cast(ops.shape(x)[1], "float32"), ops.cast(ops.shape(x)[2], "float32")
-        angle = keras.random.uniform((batch,), -self.rotation, self.rotation,
-                                     seed=self.generator) * 2.0 * 3.141592653589793
+        angle = (
+            keras.random.uniform((batch,), -self.rotation, self.rotation, seed=self.generator)
+            * 2.0
+            * 3.141592653589793
+        )
         scale = 1.0 + keras.random.uniform((batch,), -self.zoom, self.zoom, seed=self.generator)
         mirror = ops.ones((batch,))
         if self.flip:
@@ -149,13 +158,19 @@ class RandomAffine(keras.layers.Layer):
         b2 = cy - b0 * cx - b1 * cy
         zeros = ops.zeros((batch,))
         transform = ops.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
-        warped = ops.image.affine_transform(x, transform, interpolation="bilinear",
-                                            fill_mode="reflect")
+        warped = ops.image.affine_transform(
+            x, transform, interpolation="bilinear", fill_mode="reflect"
+        )
         return ops.cast(warped, dtype)
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return input_shape
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "flip": self.flip, "rotation": self.rotation,
-                "zoom": self.zoom, "seed": self.seed}
+        return {
+            **super().get_config(),
+            "flip": self.flip,
+            "rotation": self.rotation,
+            "zoom": self.zoom,
+            "seed": self.seed,
+        }
