@@ -8,18 +8,22 @@ by the commands that need it, so ``audit`` and ``runs`` start in a fraction of a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 from collections.abc import Callable, Sequence
 
 # Before any TensorFlow import: keep its start-up chatter out of the user's terminal.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
 
 from training.errors import BabysitterError
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+# Where ``--json`` documents go: the real stdout, while everything else a command or a library
+# prints (Keras' "Downloading data from …", progress) is sent to stderr so stdout stays parseable.
+_json_stream = None
 
 
 def command(name: str):
@@ -149,11 +153,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    global _json_stream
     args = build_parser().parse_args(argv)
+    _json_stream = sys.stdout
+    quiet_stdout = (
+        contextlib.redirect_stdout(sys.stderr)
+        if getattr(args, "json", False)
+        else contextlib.nullcontext()
+    )
     try:
         import training.commands  # noqa: F401  (registers the command functions)
 
-        return COMMANDS[args.command](args)
+        with quiet_stdout:
+            return COMMANDS[args.command](args)
     except BabysitterError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
@@ -163,4 +175,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def emit_json(payload: object) -> None:
-    print(json.dumps(payload, indent=2, default=str))
+    """Print one JSON document on the real stdout (see ``_json_stream``)."""
+    stream = _json_stream or sys.stdout
+    print(json.dumps(payload, indent=2, default=str), file=stream, flush=True)

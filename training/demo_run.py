@@ -15,6 +15,7 @@ from training.runs import RunStore
 
 DEMO_BACKBONE = "MobileNetV2"
 DEMO_IMAGE_SIZE = 48
+DEMO_PER_CLASS = 80  # 4 classes; more images generalise better from random weights
 
 
 def demo_config(data: str, backbone: str, weights: str) -> TrainConfig:
@@ -44,7 +45,7 @@ def run_demo(backbone: str | None = None, as_json: bool = False) -> int:
 
     echo = (lambda m: print(m, file=sys.stderr)) if as_json else print
     store = RunStore()
-    data_dir = make_demo_dataset(store.demo_dir())
+    data_dir = make_demo_dataset(store.demo_dir(), per_class=DEMO_PER_CLASS)
     echo(f"Demo dataset: {data_dir}")
     report = audit_path(data_dir, store.datasets_dir())
     counts = ", ".join(f"{name} {n}" for name, n in sorted(_class_counts(report).items()))

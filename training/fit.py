@@ -227,8 +227,10 @@ def _phase_finetune(config, clf, data, store, run_id, weights, jit, verbose, ech
     trainable = set_trainable_top_blocks(
         clf.backbone, clf.spec, unfreeze, train_batchnorm=not config.pretrained
     )
+    which = "all blocks" if unfreeze == "all" else f"the top {unfreeze} block(s)"
     echo(
-        f"Phase 2: fine-tuning the top {unfreeze} block(s) ({trainable:,} trainable "
+        f"Phase 2: fine-tuning {which}"
+        f" ({trainable:,} trainable "
         f"parameters in the backbone) for {config.epochs_finetune} epochs at lr "
         f"{config.finetune_lr:g}."
     )
