@@ -155,14 +155,7 @@ def _train_run(
         echo("Phase 1 already finished in this run: weights reloaded.")
     else:
         if not config.pretrained:
-            recalibrate_batchnorm(
-                clf.backbone,
-                clf.preprocess,
-                data.cache.images,
-                data.rows("train"),
-                config.batch_size,
-                seed=config.seed,
-            )
+            _recalibrate(clf, data, config)
         if config.epochs_head > 0:
             histories["head"] = _phase_head(
                 config, clf, data, store, run_id, weights, jit, verbose, echo
@@ -175,17 +168,22 @@ def _train_run(
             config, clf, data, store, run_id, weights, jit, verbose, echo
         )
         if not config.pretrained:
-            recalibrate_batchnorm(
-                clf.backbone,
-                clf.preprocess,
-                data.cache.images,
-                data.rows("train"),
-                config.batch_size,
-                seed=config.seed,
-            )
+            _recalibrate(clf, data, config)
 
     summary = _finish(config, clf, data, store, run_id, histories, policy, started, echo)
     return summary
+
+
+def _recalibrate(clf: Classifier, data: PreparedData, config: TrainConfig) -> None:
+    """Random-weight BatchNorm statistics re-estimated on the training images."""
+    recalibrate_batchnorm(
+        clf.backbone,
+        clf.preprocess,
+        data.cache.images,
+        data.rows("train"),
+        config.batch_size,
+        seed=config.seed,
+    )
 
 
 def _compile(model: keras.Model, config: TrainConfig, learning_rate: float, jit) -> None:
