@@ -21,21 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
-def epoch_seconds(model, data, epochs: int, **fit_kwargs) -> float:
-    import keras
-
-    times: list[float] = []
-
-    class Timer(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.t = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            times.append(time.perf_counter() - self.t)
-
-    model.fit(data, epochs=epochs, verbose=0, callbacks=[Timer()], **fit_kwargs)
-    return float(np.median(times[1:]))
+from bench.common import epoch_seconds, write_jpegs
 
 
 def main() -> None:
@@ -49,7 +35,6 @@ def main() -> None:
 
     import keras
 
-    from bench.phase2_throughput import write_jpegs
     from training.backbones import get_backbone
     from training.data.audit import audit_dataset
     from training.data.batches import ImageBatches

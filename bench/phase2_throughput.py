@@ -17,23 +17,13 @@ import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
-def write_jpegs(root: Path, count: int, size: int, classes: int = 10) -> None:
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    for i in range(count):
-        folder = root / f"class_{i % classes}"
-        folder.mkdir(parents=True, exist_ok=True)
-        pixels = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
-        Image.fromarray(pixels).save(folder / f"{i:05d}.jpg", quality=90)
+from bench.common import epoch_seconds, write_jpegs
 
 
 def plain_fit(backbone: str, x: np.ndarray, y: np.ndarray, batch: int, epochs: int) -> float:
@@ -49,17 +39,7 @@ def plain_fit(backbone: str, x: np.ndarray, y: np.ndarray, batch: int, epochs: i
     out = keras.layers.Dense(int(y.max()) + 1, activation="softmax", dtype="float32")(base(h))
     model = keras.Model(inputs, out)
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
-    times = []
-
-    class Timer(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.t = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            times.append(time.perf_counter() - self.t)
-
-    model.fit(x, y, batch_size=batch, epochs=epochs, verbose=0, callbacks=[Timer()])
-    return len(x) / float(np.median(times[1:]))
+    return len(x) / epoch_seconds(model, x, epochs, y=y, batch_size=batch)
 
 
 def ours(

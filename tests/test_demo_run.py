@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.cli_process import run_cli
 
 
 @pytest.mark.slow
 def test_demo_trains_and_says_what_next(babysitter_home):
-    env = {**os.environ, "BABYSITTER_HOME": str(babysitter_home), "PYTHONPATH": str(ROOT)}
-    result = subprocess.run(
-        [sys.executable, "-m", "training", "demo", "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=600,
-    )
+    result = run_cli("demo", "--json", home=babysitter_home, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads(result.stdout)
     assert Path(summary["model"]).exists()

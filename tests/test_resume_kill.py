@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
+from tests.cli_process import ROOT, cli_command, cli_env
 from tests.imagegen import make_image_folder
 from training.runs import RunStore
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
 def test_sigkilled_train_resumes_with_the_same_command(tmp_path, babysitter_home):
     data = make_image_folder(tmp_path / "d", {"red": 6, "green": 6}, size=32)
-    command = [
-        sys.executable,
-        "-m",
-        "training",
+    command = cli_command(
         "train",
         str(data),
         "--backbone",
@@ -38,8 +31,8 @@ def test_sigkilled_train_resumes_with_the_same_command(tmp_path, babysitter_home
         "2",
         "--epochs-finetune",
         "6",
-    ]
-    env = {**os.environ, "BABYSITTER_HOME": str(babysitter_home), "PYTHONPATH": str(ROOT)}
+    )
+    env = cli_env(babysitter_home)
     first = subprocess.Popen(
         command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

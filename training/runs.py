@@ -311,11 +311,15 @@ class RunStore:
             raise ValueError(f"Expected kind in {KINDS}. Received: {kind!r}")
         if status is not None and status not in STATUSES:
             raise ValueError(f"Expected status in {STATUSES}. Received: {status!r}")
+        return self._select_runs(
+            "(?1 IS NULL OR kind = ?1) AND (?2 IS NULL OR status = ?2)", (kind, status)
+        )
+
+    def _select_runs(self, where: str, params: tuple) -> list[Run]:
+        """Runs matching an SQL condition, newest first."""
         with self._connect() as conn:
             rows = conn.execute(
-                "SELECT * FROM runs WHERE (?1 IS NULL OR kind = ?1) AND (?2 IS NULL OR status = ?2)"
-                " ORDER BY created_at DESC, id DESC",
-                (kind, status),
+                f"SELECT * FROM runs WHERE {where} ORDER BY created_at DESC, id DESC", params
             ).fetchall()
         return [self._run_from_row(r) for r in rows]
 
@@ -327,14 +331,11 @@ class RunStore:
         That is one marked 'interrupted', or one still marked 'running' whose process is gone or
         whose heartbeat is older than ``stale_after_s`` (a crash never gets to update its status).
         """
-        with self._connect() as conn:
-            rows = conn.execute(
-                "SELECT * FROM runs WHERE kind = ? AND fingerprint = ?"
-                " AND status IN ('interrupted', 'running') ORDER BY created_at DESC, id DESC",
-                (kind, fingerprint),
-            ).fetchall()
-        for row in rows:
-            run = self._run_from_row(row)
+        candidates = self._select_runs(
+            "kind = ? AND fingerprint = ? AND status IN ('interrupted', 'running')",
+            (kind, fingerprint),
+        )
+        for run in candidates:
             if run.status == "interrupted" or not run_is_alive(run, stale_after_s):
                 return run
         return None
