@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 
 import keras
@@ -49,11 +48,6 @@ class RunLogger(keras.callbacks.Callback):
         self.history.append({"epoch": epoch + 1, **metrics})
         self.store.record_epoch(self.run_id, self.phase, epoch + 1, metrics)
         self.store.heartbeat(self.run_id)
-
-
-def diverged(history: list[dict[str, float]]) -> bool:
-    """Whether the last recorded training loss is NaN or infinite."""
-    return bool(history) and not math.isfinite(history[-1].get("loss", 0.0))
 
 
 class ThrottledBackupAndRestore(keras.callbacks.BackupAndRestore):

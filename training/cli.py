@@ -57,6 +57,12 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dropout", type=float, default=0.2)
     parser.add_argument("--head-units", type=int, default=0, help="hidden head layer (0: none)")
     parser.add_argument("--optimizer", default="adam", choices=["adam", "adamw", "sgd"])
+    parser.add_argument(
+        "--schedule",
+        default="constant",
+        choices=["constant", "cosine", "step"],
+        help="learning-rate schedule within each phase",
+    )
     parser.add_argument("--label-smoothing", type=float, default=0.0)
     parser.add_argument(
         "--no-augment",
@@ -93,6 +99,7 @@ def config_from_args(args: argparse.Namespace):
         "dropout": args.dropout,
         "head_units": args.head_units,
         "optimizer": args.optimizer,
+        "schedule": args.schedule,
         "label_smoothing": args.label_smoothing,
         "augment": args.augment,
         "class_weights": args.class_weights,
@@ -126,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("train", help="audit, split, decode once, fine-tune in two phases")
+    add_train_arguments(p)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser(
+        "check", help="sanity gate: initial loss, L2, overfit a tiny subset, lr range test"
+    )
     add_train_arguments(p)
     p.add_argument("--json", action="store_true")
 

@@ -56,16 +56,57 @@ def inspect(args: argparse.Namespace) -> int:
 
 @command("train")
 def train(args: argparse.Namespace) -> int:
+    from training.babysit.findings import format_findings
+    from training.errors import TrainingDiverged
     from training.fit import train as run_training
 
     config = config_from_args(args)
     echo = _stderr if args.json else print
-    result = run_training(config, verbose=0 if args.json else 1, echo=echo)
+    try:
+        result = run_training(config, verbose=0 if args.json else 1, echo=echo)
+    except TrainingDiverged as stopped:
+        if args.json:
+            emit_json(
+                {
+                    "run_id": stopped.run_id,
+                    "status": "failed",
+                    "error": str(stopped),
+                    "findings": stopped.findings,
+                }
+            )
+        else:
+            print(format_findings(stopped.findings))
+        raise
     if args.json:
-        emit_json({"run_id": result.run_id, **result.summary})
+        emit_json({"run_id": result.run_id, **result.summary, "findings": result.findings})
     else:
         print_result(result.run_id, result.summary)
+        print(format_findings(result.findings))
     return 0
+
+
+@command("check")
+def check(args: argparse.Namespace) -> int:
+    from training.babysit.findings import format_findings
+    from training.babysit.gate import run_gate
+
+    result = run_gate(
+        config_from_args(args), verbose=0 if args.json else 1, echo=_stderr if args.json else print
+    )
+    if args.json:
+        emit_json(
+            {
+                "run_id": result.run_id,
+                "status": result.status,
+                "seconds": result.seconds,
+                "findings": result.findings,
+            }
+        )
+    else:
+        print()
+        print(format_findings(result.findings, title=f"Sanity gate, run {result.run_id}"))
+        print(f"\nGate {result.status} in {result.seconds:.0f} s.")
+    return 1 if result.status == "fail" else 0
 
 
 def print_result(run_id: str, summary: dict) -> None:

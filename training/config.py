@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from training.errors import ConfigError
+from training.schedules import SCHEDULES
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
@@ -45,6 +46,7 @@ class TrainConfig:
     dropout: float = 0.2
     head_units: int = 0
     optimizer: str = "adam"
+    schedule: str = "constant"
     label_smoothing: float = 0.0
     augment: bool = True
     class_weights: str = "none"
@@ -76,6 +78,7 @@ class TrainConfig:
         _check_float("label_smoothing", self.label_smoothing, 0.0, 0.5)
         _check_float("val_split", self.val_split, 0.0, 0.9)
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_choice("schedule", self.schedule, SCHEDULES)
         _check_choice("precision", self.precision, PRECISIONS)
         _check_choice("jit", self.jit, SWITCHES)
         _check_choice("class_weights", self.class_weights, CLASS_WEIGHTS)

@@ -54,3 +54,12 @@ class ModelFileError(BabysitterError):
 
 class BackendError(BabysitterError):
     """A feature that needs another Keras backend than the active one."""
+
+
+class TrainingDiverged(BabysitterError):
+    """A fit stopped because its loss exploded; the run is stored as failed with its findings."""
+
+    def __init__(self, message: str, run_id: str, findings: list[dict]):
+        super().__init__(message)
+        self.run_id = run_id
+        self.findings = findings

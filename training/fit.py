@@ -16,29 +16,35 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import keras
 import numpy as np
 
-from training.backbones import BackboneSpec, get_backbone
+from training.babysit.audit_findings import audit_findings
+from training.babysit.diagnose import diagnose_fit
+from training.babysit.explosion import LossExplosionStop
+from training.babysit.findings import as_dicts
+from training.backbones import BackboneSpec
 from training.batchnorm import recalibrate_batchnorm, speed_up_moving_averages
 from training.blocks import set_trainable_top_blocks
-from training.callbacks import RunLogger, ThrottledBackupAndRestore, diverged
+from training.callbacks import RunLogger, ThrottledBackupAndRestore
 from training.config import TrainConfig
 from training.data.batches import ImageBatches
 from training.device import accelerator, apply_precision, resolve_jit
-from training.errors import BabysitterError
+from training.errors import BabysitterError, TrainingDiverged
 from training.losses import classification_loss
 from training.model import Classifier, build_classifier
-from training.prepare import PreparedData, prepare_data
+from training.prepare import PreparedData, prepare_for_config
 from training.runs import RunStore
+from training.schedules import schedule_rate
 
 
 @dataclass
 class TrainResult:
     run_id: str
     summary: dict
+    findings: list[dict] = field(default_factory=list)
 
 
 def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
@@ -85,18 +91,7 @@ def train(
 ) -> TrainResult:
     """Audit, split, decode, fine-tune in two phases, evaluate, save; one stored run."""
     store = store or RunStore()
-    spec = get_backbone(config.backbone)
-    image_size = config.image_size or spec.default_size
-    spec.check_size(image_size)
-    data = prepare_data(
-        config.data,
-        image_size,
-        config.val_split,
-        config.seed,
-        store.datasets_dir(),
-        store.cache_dir(),
-        progress=verbose > 0,
-    )
+    spec, image_size, data = prepare_for_config(config, store, progress=verbose > 0)
     fingerprint = config.fingerprint(data.cache.key)
     run = store.find_resumable("train", fingerprint)
     if run is not None:
@@ -106,17 +101,19 @@ def train(
         run = store.create_run("train", spec.name, config.to_dict(), fingerprint, str(data.root))
     store.append_event(run.id, {"event": "started", "splits": data.split_counts()})
     try:
-        summary = _train_run(config, spec, image_size, data, store, run.id, verbose, echo)
+        summary, findings = _train_run(config, spec, image_size, data, store, run.id, verbose, echo)
     except KeyboardInterrupt:
         store.set_status(run.id, "interrupted", error="interrupted by the user")
         raise
+    except TrainingDiverged:
+        raise  # already stored as failed, with its findings
     except BabysitterError as error:
         store.set_status(run.id, "failed", error=str(error))
         raise
     except Exception as error:
         store.set_status(run.id, "failed", error=f"{type(error).__name__}: {error}")
         raise
-    return TrainResult(run.id, summary)
+    return TrainResult(run.id, summary, findings)
 
 
 def _train_run(
@@ -128,7 +125,7 @@ def _train_run(
     run_id: str,
     verbose: int,
     echo: Callable[[str], None],
-) -> dict:
+) -> tuple[dict, list[dict]]:
     started = time.monotonic()
     keras.utils.set_random_seed(config.seed)
     policy = apply_precision(config.precision)
@@ -148,6 +145,7 @@ def _train_run(
     if config.class_weights == "balanced":
         weights = balanced_class_weights(data.labels("train"), len(data.class_names))
     histories: dict[str, list[dict]] = {}
+    watch = LossExplosionStop(len(data.class_names))
 
     phase1_path = store.artifact(run_id, "phase1")
     if phase1_path.exists():
@@ -155,26 +153,26 @@ def _train_run(
         echo("Phase 1 already finished in this run: weights reloaded.")
     else:
         if not config.pretrained:
-            _recalibrate(clf, data, config)
+            recalibrate(clf, data, config)
         if config.epochs_head > 0:
             histories["head"] = _phase_head(
-                config, clf, data, store, run_id, weights, jit, verbose, echo
+                config, clf, data, store, run_id, weights, jit, watch, verbose, echo
             )
-        if not diverged(histories.get("head", [])):
+        if not watch.exploded:
             clf.model.save_weights(phase1_path)
 
-    if config.epochs_finetune > 0 and not diverged(histories.get("head", [])):
+    if config.epochs_finetune > 0 and not watch.exploded:
+        watch.phase = "finetune"
         histories["finetune"] = _phase_finetune(
-            config, clf, data, store, run_id, weights, jit, verbose, echo
+            config, clf, data, store, run_id, weights, jit, watch, verbose, echo
         )
-        if not config.pretrained:
-            _recalibrate(clf, data, config)
+        if not config.pretrained and not watch.exploded:
+            recalibrate(clf, data, config)
 
-    summary = _finish(config, clf, data, store, run_id, histories, policy, started, echo)
-    return summary
+    return _finish(config, clf, data, store, run_id, histories, watch, policy, started)
 
 
-def _recalibrate(clf: Classifier, data: PreparedData, config: TrainConfig) -> None:
+def recalibrate(clf: Classifier, data: PreparedData, config: TrainConfig) -> None:
     """Random-weight BatchNorm statistics re-estimated on the training images."""
     recalibrate_batchnorm(
         clf.backbone,
@@ -195,7 +193,14 @@ def _compile(model: keras.Model, config: TrainConfig, learning_rate: float, jit)
     )
 
 
-def _phase_head(config, clf, data, store, run_id, weights, jit, verbose, echo) -> list[dict]:
+def _scheduler(config: TrainConfig, lr: float, epochs: int) -> keras.callbacks.Callback:
+    """The config's schedule over one phase (constant keeps the compiled rate)."""
+    return keras.callbacks.LearningRateScheduler(
+        lambda epoch: schedule_rate(config.schedule, lr, epoch, epochs)
+    )
+
+
+def _phase_head(config, clf, data, store, run_id, weights, jit, watch, verbose, echo) -> list:
     echo(
         f"Phase 1: computing {clf.spec.name} features once for "
         f"{len(data.rows('train')) + len(data.rows('val'))} images…"
@@ -212,13 +217,13 @@ def _phase_head(config, clf, data, store, run_id, weights, jit, verbose, echo) -
         epochs=config.epochs_head,
         batch_size=config.batch_size,
         class_weight=dict(enumerate(weights)) if weights is not None else None,
-        callbacks=[logger, keras.callbacks.TerminateOnNaN()],
+        callbacks=[_scheduler(config, config.lr, config.epochs_head), logger, watch],
         verbose=_keras_verbose(verbose, per_epoch=True),
     )
     return logger.history
 
 
-def _phase_finetune(config, clf, data, store, run_id, weights, jit, verbose, echo) -> list[dict]:
+def _phase_finetune(config, clf, data, store, run_id, weights, jit, watch, verbose, echo) -> list:
     unfreeze = config.resolved_unfreeze()
     if not config.pretrained:
         speed_up_moving_averages(clf.backbone)
@@ -255,14 +260,19 @@ def _phase_finetune(config, clf, data, store, run_id, weights, jit, verbose, ech
         train_batches,
         validation_data=val_batches,
         epochs=config.epochs_finetune,
-        callbacks=[backup, logger, keras.callbacks.TerminateOnNaN()],
+        callbacks=[
+            backup,
+            _scheduler(config, config.finetune_lr, config.epochs_finetune),
+            logger,
+            watch,
+        ],
         verbose=_keras_verbose(verbose, per_epoch=False),
     )
     return logger.history
 
 
-def _finish(config, clf, data, store, run_id, histories, policy, started, echo) -> dict:
-    history = histories.get("finetune") or histories.get("head") or []
+def _finish(config, clf, data, store, run_id, histories, watch, policy, started):
+    """Evaluate, diagnose, save; or store an exploded run as failed with its findings."""
     summary: dict = {
         "backbone": clf.spec.name,
         "image_size": clf.image_size,
@@ -272,14 +282,15 @@ def _finish(config, clf, data, store, run_id, histories, policy, started, echo) 
         "splits": data.split_counts(),
         "epochs": {phase: len(h) for phase, h in histories.items()},
     }
-    if diverged(history):
-        lr = config.finetune_lr if "finetune" in histories else config.lr
-        error = (
-            f"Training diverged: the loss became NaN or infinite at learning rate {lr:g}. "
-            "Lower the learning rate (--lr / --finetune-lr) by 10x and run again."
-        )
+    findings = [*audit_findings(data.audit), watch.finding()]
+    store.artifact(run_id, "history").write_text(json.dumps(histories, indent=1))
+    if watch.exploded:
+        found = as_dicts(findings)
+        store.add_findings(run_id, found)
+        explosion = found[-1]
+        error = f"Training stopped: {explosion['measured']}. {explosion['advice']}"
         store.set_status(run_id, "failed", summary=summary, error=error)
-        raise BabysitterError(error)
+        raise TrainingDiverged(error, run_id, found)
     if not clf.model.compiled:  # phase 2 skipped: compile once for evaluation
         _compile(clf.model, config, config.finetune_lr, resolve_jit(config.jit))
     for split in ("train", "val", "test"):
@@ -288,15 +299,17 @@ def _finish(config, clf, data, store, run_id, histories, policy, started, echo) 
             summary[split] = scores
     if "train" in summary and "val" in summary:
         summary["gap"] = summary["train"]["accuracy"] - summary["val"]["accuracy"]
+    findings += diagnose_fit(histories, summary, len(data.class_names), l2=config.l2)
+    found = as_dicts(findings)
+    store.add_findings(run_id, found)
     _save_predictions(clf, data, store, run_id, config.batch_size)
     model_path = store.artifact(run_id, "model")
     clf.model.save(model_path)
-    store.artifact(run_id, "history").write_text(json.dumps(histories, indent=1))
     summary["model"] = str(model_path)
     summary["seconds"] = round(time.monotonic() - started, 1)
     store.set_status(run_id, "completed", summary=summary)
     store.append_event(run_id, {"event": "completed", "summary": summary})
-    return summary
+    return summary, found
 
 
 def _save_predictions(clf, data, store, run_id, batch_size) -> None:

@@ -52,7 +52,9 @@ def build_head(
 ) -> keras.Model:
     """Dropout → optional hidden Dense → softmax Dense; L2 on every kernel of the head.
 
-    The output layers compute in float32 even under a mixed-precision policy, so the softmax and
+    The logits start small (N(0, 0.01²), CS231n's init) so the untrained head predicts about
+    uniformly and the initial loss is ln(classes), which the sanity gate checks. The output
+    layers compute in float32 even under a mixed-precision policy, so the softmax and
     the loss never run in bfloat16.
     """
     regularizer = keras.regularizers.L2(l2) if l2 > 0 else None
@@ -67,7 +69,11 @@ def build_head(
         )
     layers.append(
         keras.layers.Dense(
-            num_classes, kernel_regularizer=regularizer, dtype="float32", name="logits"
+            num_classes,
+            kernel_initializer=keras.initializers.RandomNormal(stddev=0.01, seed=seed),
+            kernel_regularizer=regularizer,
+            dtype="float32",
+            name="logits",
         )
     )
     layers.append(keras.layers.Activation("softmax", dtype="float32", name="probabilities"))

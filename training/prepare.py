@@ -66,3 +66,22 @@ def prepare_data(
     cache = load_or_build_cache(readable, class_names, image_size, cache_dir, progress=progress)
     splits = {name: cache.indices([r.rel for r in records]) for name, records in parts.items()}
     return PreparedData(root=report.root, audit=report, cache=cache, splits=splits)
+
+
+def prepare_for_config(config, store, progress: bool = True):
+    """The backbone spec, image size and prepared data of a ``TrainConfig`` in ``store``."""
+    from training.backbones import get_backbone
+
+    spec = get_backbone(config.backbone)
+    image_size = config.image_size or spec.default_size
+    spec.check_size(image_size)
+    data = prepare_data(
+        config.data,
+        image_size,
+        config.val_split,
+        config.seed,
+        store.datasets_dir(),
+        store.cache_dir(),
+        progress=progress,
+    )
+    return spec, image_size, data

@@ -4,7 +4,7 @@ Only this module knows the layout on disk, so the CLI, the tuner and the app ask
 instead of joining strings, and the layout can change in one place. Layout under
 ``$BABYSITTER_HOME`` (default ``./babysitter-home``)::
 
-    babysitter.sqlite     runs, epochs, findings (later: trials, jobs); WAL mode
+    babysitter.sqlite     runs, epochs, findings, trials, stages (later: jobs); WAL mode
     runs/<run_id>/        config.json, events.jsonl, model.keras, head.weights.h5, history.json,
                           tb/ (TensorBoard), backup/<phase>/ (BackupAndRestore)
     datasets/             unpacked archives
@@ -83,6 +83,18 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, seq INTEGER NOT NULL,
             check_id TEXT NOT NULL, status TEXT NOT NULL, finding_json TEXT NOT NULL,
             PRIMARY KEY (run_id, seq))""",
+    ),
+    (
+        # A search's trials (one row per Keras Tuner trial, id prefixed by its stage) and the
+        # hyperparameter ranges each stage sampled from.
+        """CREATE TABLE trials (
+            run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, trial_id TEXT NOT NULL,
+            stage INTEGER NOT NULL, seq INTEGER NOT NULL, status TEXT NOT NULL,
+            hyperparameters_json TEXT NOT NULL, score REAL, history_json TEXT NOT NULL,
+            seconds REAL, error TEXT, recorded_at TEXT NOT NULL, PRIMARY KEY (run_id, trial_id))""",
+        """CREATE TABLE stages (
+            run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, stage INTEGER NOT NULL,
+            space_json TEXT NOT NULL, trials INTEGER NOT NULL, PRIMARY KEY (run_id, stage))""",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

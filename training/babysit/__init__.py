@@ -1,0 +1,1 @@
+"""Babysitting the learning process (CS231n): checks and diagnoses that return findings."""

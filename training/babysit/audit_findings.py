@@ -1,0 +1,198 @@
+"""The dataset audit's verdicts that decide what a score means, as findings.
+
+Most disappointing fine-tunes are data problems no curve explains: validation images that copy
+training ones (the score is too good to be true), one class the loss can ignore, or too few
+images to learn or measure anything. These run before training (the ``check`` gate) and are
+stored with every run, so each report starts with the data.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from training.babysit.findings import Finding
+from training.babysit.thresholds import (
+    FEW_IMAGES_PER_CLASS,
+    IMBALANCE_FAIL,
+    IMBALANCE_WARN,
+    MIN_IMAGES_PER_CLASS,
+)
+from training.data.audit import AuditReport
+
+LEAK_PAIRS_SHOWN = 20
+"""Leaked pairs kept in the evidence: enough to recognise the pattern, few enough to store."""
+NOTHING = "Nothing to do."
+_HELD_OUT = "; --val-split will hold some of them out"
+
+
+def leakage(report: AuditReport) -> Finding:
+    """``leakage``: images in val/test that copy (exactly or nearly) an image of an earlier split.
+
+    The model has seen them, so their scores say how well it remembers, not how it generalises.
+    A dataset without split folders cannot leak yet: the train command's split keeps every
+    duplicate group on one side.
+    """
+    leaks = list(report.leakage)
+    kinds = Counter(kind for *_, kind in leaks)
+    pairs = [
+        {"original": a, "original_split": sa, "copy": b, "copy_split": sb, "kind": kind}
+        for a, sa, b, sb, kind in leaks[:LEAK_PAIRS_SHOWN]
+    ]
+    groups = len(report.exact_duplicates) + len(report.near_duplicates)
+    evidence: dict[str, Any] = {
+        "leaked": len(leaks),
+        "exact": kinds.get("exact", 0),
+        "near": kinds.get("near", 0),
+        "pairs": pairs,
+        "shown": len(pairs),
+        "duplicate_groups": groups,
+        "layout": report.layout,
+    }
+    expected = "no image shared across splits"
+    if not leaks:
+        if groups and report.layout != "splits":
+            advice = (
+                f"{groups} group(s) of duplicate images, no splits yet: the train command's split "
+                f"keeps each group on one side, so none will leak into validation."
+            )
+        elif groups:
+            advice = (
+                f"{groups} group(s) of duplicate images, each within one split: no leakage, but "
+                f"copies weigh double; remove them if they are accidental."
+            )
+        else:
+            advice = NOTHING
+        return Finding("leakage", "ok", 0, expected, advice, evidence)
+    splits = sorted({sb for _, _, _, sb, _ in leaks})
+    advice = (
+        f"{len(leaks)} {'/'.join(splits)} image(s) copy or nearly copy an image of an earlier "
+        f"split ({kinds.get('exact', 0)} exact, {kinds.get('near', 0)} near), so their scores "
+        f"are too optimistic. Delete those copies (pairs in the evidence), or merge the splits "
+        f"into one folder per class and let the train command split it: it keeps duplicates on "
+        f"one side."
+    )
+    return Finding("leakage", "fail", len(leaks), expected, advice, evidence)
+
+
+def _totals(report: AuditReport) -> dict[str, int]:
+    """Readable images per class over every split."""
+    totals: Counter[str] = Counter()
+    for counts in report.counts.values():
+        totals.update(counts)
+    return {name: totals.get(name, 0) for name in report.classes}
+
+
+def class_balance(report: AuditReport) -> Finding | None:
+    """``class_balance``: the largest class over the smallest (the audit's imbalance ratio).
+
+    Returns:
+        None when no class has a readable image.
+    """
+    totals = {name: n for name, n in _totals(report).items() if n > 0}
+    if not totals:
+        return None
+    smallest = min(totals, key=lambda c: (totals[c], c))
+    largest = max(totals, key=lambda c: (totals[c], c))
+    ratio = float(report.imbalance_ratio)
+    evidence = {
+        "counts": totals,
+        "by_split": {split: dict(counts) for split, counts in report.counts.items()},
+        "smallest": smallest,
+        "largest": largest,
+    }
+    expected = f"largest/smallest ≤ {IMBALANCE_WARN:g}"
+    if ratio <= IMBALANCE_WARN:
+        return Finding("class_balance", "ok", round(ratio, 2), expected, NOTHING, evidence)
+    if ratio > IMBALANCE_FAIL:
+        status = "fail"
+        advice = (
+            f"{largest!r} has {ratio:.0f}× the images of {smallest!r}: the small class hardly "
+            f"counts in the loss. Train with --class-weights balanced (the train command "
+            f"supports it) and collect more images of {smallest!r}, or drop the class."
+        )
+    else:
+        status = "warn"
+        advice = (
+            f"{largest!r} has {ratio:.1f}× the images of {smallest!r}: a model can neglect the "
+            f"small class and still score well. Train with --class-weights balanced (the train "
+            f"command supports it) and judge per-class recall, or add images of {smallest!r}."
+        )
+    return Finding("class_balance", status, round(ratio, 2), expected, advice, evidence)
+
+
+def _train_counts(report: AuditReport) -> tuple[dict[str, int], str]:
+    """Training images per class, as the split will see them, and what was counted.
+
+    Files outside a split folder train, as ``split_records`` does; without a val folder the
+    train command holds ``--val-split`` of each class out later, so all of them are counted.
+    """
+    counts: Counter[str] = Counter()
+    if report.layout == "splits":
+        counts.update(report.counts.get("train", {}))
+        counts.update(report.counts.get("all", {}))
+        counted = "its train split"
+        if "val" in report.counts:
+            return {c: counts.get(c, 0) for c in report.classes}, counted
+        counted += _HELD_OUT
+    else:
+        for split_counts in report.counts.values():
+            counts.update(split_counts)
+        counted = "all its images" + _HELD_OUT
+    return {c: counts.get(c, 0) for c in report.classes}, counted
+
+
+def too_few_images(report: AuditReport) -> Finding | None:
+    """``too_few_images``: the smallest class's training images.
+
+    Under ``MIN_IMAGES_PER_CLASS`` nothing reliable can be learned or measured for it (fail);
+    under ``FEW_IMAGES_PER_CLASS`` fine-tuning works but the validation score is noisy (warn).
+    An empty class folder (left out of training) warns too.
+
+    Returns:
+        None when the dataset has no class with a readable image.
+    """
+    per_class, counted = _train_counts(report)
+    if not per_class:
+        return None
+    smallest = min(per_class, key=lambda c: (per_class[c], c))
+    n = per_class[smallest]
+    evidence = {
+        "train_counts": per_class,
+        "smallest": smallest,
+        "counted": counted,
+        "empty_classes": list(report.empty_classes),
+    }
+    expected = f"≥ {FEW_IMAGES_PER_CLASS} per class (at the very least {MIN_IMAGES_PER_CLASS})"
+    if n < MIN_IMAGES_PER_CLASS:
+        status = "fail"
+        advice = (
+            f"Class {smallest!r} has only {n} training image(s) ({counted}): too few to learn "
+            f"or measure it. Add images ({FEW_IMAGES_PER_CLASS}+ per class is comfortable), or "
+            f"merge or remove the class."
+        )
+    elif n < FEW_IMAGES_PER_CLASS:
+        status = "warn"
+        advice = (
+            f"Class {smallest!r} has {n} training images ({counted}). Fine-tuning works, but "
+            f"expect a noisy validation score: train less of the backbone (--unfreeze 1, or "
+            f"--epochs-finetune 0), keep augmentation on, and add images where you can."
+        )
+    else:
+        status, advice = "ok", NOTHING
+    if report.empty_classes:
+        names = ", ".join(repr(c) for c in report.empty_classes)
+        empty = f"Class folder(s) {names} hold no images and are left out: fill or remove them."
+        advice = empty if status == "ok" else f"{advice} {empty}"
+        status = "warn" if status == "ok" else status
+    return Finding("too_few_images", status, n, expected, advice, evidence)
+
+
+def audit_findings(report: AuditReport) -> list[Finding]:
+    """``leakage``, ``class_balance`` and ``too_few_images`` for an audited dataset.
+
+    Each runs whenever it has data to judge and returns ``ok`` when healthy, so a report lists
+    every data check; a dataset without one readable image gets only ``leakage``.
+    """
+    found = [leakage(report), class_balance(report), too_few_images(report)]
+    return [f for f in found if f is not None]

@@ -1,0 +1,193 @@
+"""The first three checks of the sanity gate, on any Keras model that maps inputs to probabilities.
+
+They take models and arrays rather than a config so that a fault can be planted (a frozen model,
+a regularizer left out) and so the tuner can reuse them on its heads.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import keras
+import numpy as np
+
+from training.babysit.findings import Finding
+from training.babysit.thresholds import (
+    INITIAL_LOSS_OK,
+    INITIAL_LOSS_WARN,
+    OVERFIT_ACCURACY,
+    OVERFIT_IMAGES,
+    OVERFIT_LOSS,
+    OVERFIT_LR,
+    OVERFIT_STEPS,
+    OVERFIT_WARN_ACCURACY,
+    REGULARIZATION_MIN_SHARE,
+    REGULARIZATION_TARGET_RISE,
+)
+
+_LOSS = "sparse_categorical_crossentropy"
+
+
+def mean_loss(model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int = 64) -> float:
+    """Cross-entropy plus the model's regularization losses, in inference mode."""
+    model.compile(loss=_LOSS)
+    return float(model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)["loss"])
+
+
+def initial_loss_check(model: keras.Model, x: np.ndarray, y: np.ndarray, num_classes: int):
+    """``initial_loss``: an untrained head's loss on real batches should be about ln(C)."""
+    expected = math.log(num_classes)
+    measured = mean_loss(model, x, y)
+    ratio = measured / expected if math.isfinite(measured) else math.inf
+    evidence = {"loss": measured, "ln_classes": expected, "ratio": ratio, "images": len(x)}
+    if INITIAL_LOSS_OK[0] <= ratio <= INITIAL_LOSS_OK[1]:
+        status, advice = "ok", "Nothing to do: the fresh head predicts about uniformly."
+    else:
+        status = "warn" if INITIAL_LOSS_WARN[0] <= ratio <= INITIAL_LOSS_WARN[1] else "fail"
+        if ratio < 1:
+            advice = (
+                "The untrained model is already confident: labels may leak into the inputs, or "
+                "a trained head was reused. Check the labels and that the head is freshly built."
+            )
+        else:
+            advice = (
+                "The untrained model is confidently wrong: the head is initialised too large, the "
+                "outputs are logits fed to a probability loss (or the reverse), or the labels do "
+                "not index the outputs. Check the last layer's activation, init and class count."
+            )
+    return Finding(
+        "initial_loss",
+        status,
+        measured=round(measured, 4),
+        expected=f"≈ ln({num_classes}) = {expected:.3f}",
+        advice=advice,
+        evidence=evidence,
+    )
+
+
+def penalty(model: keras.Model, strength: float) -> float:
+    """``strength`` · Σ w² over the model's kernels: what an L2 of that strength should add."""
+    kernels = [w for w in model.trainable_weights if "kernel" in w.path]
+    return strength * sum(float(np.sum(np.square(keras.ops.convert_to_numpy(w)))) for w in kernels)
+
+
+def regularization_check(
+    build: Callable[[float], keras.Model], x: np.ndarray, y: np.ndarray, num_classes: int
+) -> Finding:
+    """``regularization_raises_loss``: the same head with L2 turned up must have a higher loss.
+
+    ``build(l2)`` makes the head with that L2 and the same initial weights (same seed). The
+    strength is chosen so the expected rise is ``REGULARIZATION_TARGET_RISE`` · ln(C), computed
+    from the actual weights, so the check is sensitive for any head size.
+    """
+    plain = build(0.0)
+    unit = penalty(plain, 1.0)
+    strength = REGULARIZATION_TARGET_RISE * math.log(num_classes) / max(unit, 1e-12)
+    before = mean_loss(plain, x, y)
+    regularized = build(strength)
+    regularized.set_weights(plain.get_weights())
+    after = mean_loss(regularized, x, y)
+    expected_rise = penalty(regularized, strength)
+    rise = after - before
+    evidence = {
+        "l2": strength,
+        "loss_without": before,
+        "loss_with": after,
+        "expected_rise": expected_rise,
+    }
+    if rise >= REGULARIZATION_MIN_SHARE * expected_rise and expected_rise > 0:
+        status, advice = "ok", "Nothing to do: L2 is part of the loss."
+    else:
+        status = "fail"
+        advice = (
+            "Turning L2 up did not raise the loss, so the regularizer is not in the loss: check "
+            "that kernel_regularizer is set on the head's layers and that the loss adds "
+            "model.losses."
+        )
+    return Finding(
+        "regularization_raises_loss",
+        status,
+        measured=f"{before:.3f} → {after:.3f} with l2={strength:.3g}",
+        expected=f"a rise of about {expected_rise:.3f}",
+        advice=advice,
+        evidence=evidence,
+    )
+
+
+def tiny_subset(labels: np.ndarray, size: int = OVERFIT_IMAGES, seed: int = 0) -> np.ndarray:
+    """About ``size`` row indices with every class at least once (round robin over classes)."""
+    rng = np.random.default_rng(seed)
+    pools = [rng.permutation(np.flatnonzero(labels == c)).tolist() for c in np.unique(labels)]
+    picked: list[int] = []
+    while len(picked) < size and any(pools):
+        for pool in pools:
+            if pool and len(picked) < size:
+                picked.append(pool.pop())
+    return np.array(sorted(picked), dtype=np.int64)
+
+
+def overfit_check(
+    model: keras.Model,
+    x: np.ndarray,
+    y: np.ndarray,
+    num_classes: int,
+    steps: int = OVERFIT_STEPS,
+    lr: float = OVERFIT_LR,
+) -> Finding:
+    """``overfit_tiny_subset``: without regularization, ~20 examples must be memorised.
+
+    Full-batch Adam steps until every example is right with a near-zero loss or ``steps`` run
+    out. A model that cannot do this will not learn the full set either.
+    """
+    expected = f"{OVERFIT_ACCURACY:.0%} accuracy and loss < {OVERFIT_LOSS} within {steps} steps"
+    trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
+    if trainable == 0:
+        return Finding(
+            "overfit_tiny_subset",
+            "fail",
+            measured="the model has no trainable weights",
+            expected=expected,
+            advice="Nothing can learn: the model (or its head) is frozen. Set the head's layers "
+            "trainable before fitting.",
+            evidence={"trainable_parameters": 0, "images": len(x)},
+        )
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss=_LOSS, metrics=["accuracy"])
+    losses, accuracies, logs = [], [], {"loss": math.inf, "accuracy": 0.0}
+    for _ in range(steps):
+        model.reset_metrics()
+        logs = model.train_on_batch(x, y, return_dict=True)
+        losses.append(float(logs["loss"]))
+        accuracies.append(float(logs["accuracy"]))
+        if not math.isfinite(losses[-1]):
+            break
+        if accuracies[-1] >= OVERFIT_ACCURACY and losses[-1] < OVERFIT_LOSS:
+            break
+    # The last step's metrics are measured before its update; score the final weights too.
+    final = model.evaluate(x, y, verbose=0, return_dict=True)
+    loss, accuracy = float(final["loss"]), float(final["accuracy"])
+    evidence = {
+        "images": len(x),
+        "classes": len(np.unique(y)),
+        "steps": len(losses),
+        "loss": [v if math.isfinite(v) else None for v in losses],
+        "accuracy": accuracies,
+        "trainable_parameters": trainable,
+    }
+    if accuracy >= OVERFIT_ACCURACY and loss < OVERFIT_LOSS:
+        status, advice = "ok", "Nothing to do: the model can memorise a tiny subset."
+    else:
+        status = "warn" if accuracy >= OVERFIT_WARN_ACCURACY and math.isfinite(loss) else "fail"
+        advice = (
+            "The model cannot even memorise a handful of images: check that labels match the "
+            "images, that preprocessing does not destroy them (all-black or constant inputs), "
+            "that the trainable part is not frozen, and that the learning rate is not far off."
+        )
+    return Finding(
+        "overfit_tiny_subset",
+        status,
+        measured=f"accuracy {accuracy:.0%}, loss {loss:.3g} after {len(losses)} steps",
+        expected=expected,
+        advice=advice,
+        evidence=evidence,
+    )

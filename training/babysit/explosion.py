@@ -1,0 +1,111 @@
+"""Stop a fit whose loss explodes, and say so as a finding instead of a crash or wasted epochs.
+
+CS231n: "if the cost is ever > 3 * original cost, break out early". The original cost is the
+run's first training loss, at least ln(classes): phase 2 starts from a trained head whose loss is
+far below ln(C), and a normal fine-tuning wobble must not count as an explosion.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+
+from training.babysit.findings import Finding
+from training.babysit.thresholds import EXPLOSION_FACTOR
+
+MIN_BATCHES = 5
+"""The running loss of an epoch is judged from its 5th batch on: Adam's first steps on large
+features can spike for a batch or two and recover, and one noisy batch is not an explosion."""
+
+
+class LossExplosionStop(keras.callbacks.Callback):
+    """Watches the running training loss of every batch; one instance spans both phases.
+
+    Set ``phase`` before each ``fit``. After a stop, ``record`` says where and at what rate.
+    """
+
+    def __init__(self, num_classes: int, factor: float = EXPLOSION_FACTOR):
+        super().__init__()
+        self.factor = factor
+        self.floor = math.log(max(num_classes, 2))
+        self.phase = "head"
+        self.reference: float | None = None
+        self.peak_ratio = 0.0
+        self.record: dict | None = None
+        self._epoch = 0
+
+    @property
+    def exploded(self) -> bool:
+        return self.record is not None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch + 1
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._judge(batch, logs, final=False)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.record is None:  # short epochs are judged on their whole mean
+            self._judge(-1, logs, final=True)
+
+    def _judge(self, batch: int, logs, final: bool) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is None:
+            return
+        loss = float(loss)
+        if self.reference is None and math.isfinite(loss):
+            self.reference = max(loss, self.floor)
+        reference = self.reference or self.floor
+        ratio = loss / reference if math.isfinite(loss) else math.inf
+        if not final and batch + 1 < MIN_BATCHES and math.isfinite(loss):
+            return  # NaN stops at once; a finite spike must persist over a few batches
+        self.peak_ratio = max(self.peak_ratio, ratio)
+        if ratio > self.factor:
+            self.record = {
+                "phase": self.phase,
+                "epoch": self._epoch,
+                "batch": batch + 1 if batch >= 0 else "end",
+                "loss": loss,
+                "reference": reference,
+                "learning_rate": _learning_rate(self.model),
+            }
+            self.model.stop_training = True
+
+    def finding(self) -> Finding:
+        """``loss_explosion``: fail with where it happened, or ok with the peak ratio seen."""
+        expected = f"running loss below {self.factor:g}x the initial {self.reference or 0:.3f}"
+        if self.record is None:
+            return Finding(
+                "loss_explosion",
+                "ok",
+                measured=f"peak {self.peak_ratio:.2f}x the initial loss",
+                expected=expected,
+                advice="Nothing to do.",
+                evidence={"peak_ratio": self.peak_ratio, "reference": self.reference},
+            )
+        r = self.record
+        what = "turned NaN/inf" if not math.isfinite(r["loss"]) else f"reached {r['loss']:.3g}"
+        flag = "--finetune-lr" if r["phase"] == "finetune" else "--lr"
+        return Finding(
+            "loss_explosion",
+            "fail",
+            measured=f"loss {what} at epoch {r['epoch']}, batch {r['batch']} of the {r['phase']}"
+            f" phase (learning rate {r['learning_rate']:.3g})",
+            expected=expected,
+            advice=f"The learning rate is too high: lower {flag} by 10x (to "
+            f"{r['learning_rate'] / 10:.3g}), or run `python -m training check` to find the range.",
+            evidence=dict(r),
+            action={"op": "lower", "hyperparameter": _hyperparameter(r["phase"]), "factor": 10.0},
+        )
+
+
+def _hyperparameter(phase: str) -> str:
+    return "finetune_lr" if phase == "finetune" else "lr"
+
+
+def _learning_rate(model) -> float:
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
+        return float("nan")
+    return float(keras.ops.convert_to_numpy(optimizer.learning_rate))

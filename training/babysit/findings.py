@@ -1,0 +1,100 @@
+"""A finding: one check's verdict as data: the CLI prints it, the app draws it, the tuner acts.
+
+``action`` is the machine-readable half of the advice, for a search to apply without parsing
+prose. Its shape is one of::
+
+    {"op": "narrow", "hyperparameter": "lr", "low": 1e-5, "high": 1e-3}
+    {"op": "raise" | "lower", "hyperparameter": "l2", "factor": 10.0}
+    {"op": "widen", "hyperparameter": "lr", "edge": "high", "low": ..., "high": ...}
+    {"op": "unfreeze_more"} | {"op": "train_longer", "factor": 2.0}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+STATUSES = ("ok", "warn", "fail")
+_RANK = {status: rank for rank, status in enumerate(STATUSES)}
+_MARK = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}
+
+
+@dataclass
+class Finding:
+    """What one check measured, what it expected, and what the user should do about it."""
+
+    check: str
+    status: str
+    measured: Any
+    expected: Any
+    advice: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    action: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"Finding status must be one of {STATUSES}; received {self.status!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data (NumPy scalars and arrays become floats and lists)."""
+        return json.loads(json.dumps(dataclasses.asdict(self), default=_plain))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Finding:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def as_dicts(findings: Iterable[Finding | Mapping[str, Any]]) -> list[dict[str, Any]]:
+    return [f.to_dict() if isinstance(f, Finding) else dict(f) for f in findings]
+
+
+def worst_status(findings: Iterable[Finding | Mapping[str, Any]]) -> str:
+    """``fail`` if any failed, else ``warn`` if any warned, else ``ok`` (also for none)."""
+    ranks = [_RANK[d["status"]] for d in as_dicts(findings)]
+    return STATUSES[max(ranks, default=0)]
+
+
+def problems(findings: Iterable[Finding | Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The findings that are not ``ok``."""
+    return [d for d in as_dicts(findings) if d["status"] != "ok"]
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return str(value)
+        return f"{value:.4g}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(format_value(v) for v in value) + "]"
+    return str(value)
+
+
+def format_findings(
+    findings: Iterable[Finding | Mapping[str, Any]], title: str = "Findings"
+) -> str:
+    """A readable report: one block per finding, problems spelled out with their advice."""
+    items = as_dicts(findings)
+    if not items:
+        return f"{title}: none."
+    lines = [f"{title} ({worst_status(items)}):"]
+    for f in items:
+        lines.append(
+            f"  [{_MARK[f['status']]}] {f['check']}: measured {format_value(f['measured'])}"
+            f" (expected {format_value(f['expected'])})"
+        )
+        if f["status"] != "ok" or f.get("action"):
+            lines.append(f"         {f['advice']}")
+    return "\n".join(lines)

@@ -1,0 +1,133 @@
+"""``python -m training check``: the sanity gate a user runs before spending hours.
+
+In CS231n's order: the initial loss is ln(C); L2 raises it; a tiny subset can be memorised; and
+the learning-rate range test finds the window worth searching. All four run on the head over
+backbone features computed once (the phase-1 path), so the gate takes seconds after the one
+backbone pass, and a broken preprocessing or label pipeline shows up as it would in training.
+The audit's findings (leakage, balance, size) come first. Stored as a run of kind ``check``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+
+from training.babysit.audit_findings import audit_findings
+from training.babysit.checks import (
+    initial_loss_check,
+    overfit_check,
+    regularization_check,
+    tiny_subset,
+)
+from training.babysit.findings import Finding, as_dicts, worst_status
+from training.babysit.lr_range import analyse_sweep, sweep_learning_rates
+from training.config import TrainConfig
+from training.fit import extract_features, make_optimizer, recalibrate
+from training.losses import classification_loss
+from training.model import build_classifier, build_head
+from training.prepare import prepare_for_config
+from training.runs import RunStore
+
+GATE_MAX_IMAGES = 512
+"""Training images the gate computes features for: enough for a stable mean loss and a 100-step
+sweep of 32-image batches, few enough that the backbone pass takes seconds to a minute on CPU."""
+
+
+@dataclass
+class GateResult:
+    run_id: str
+    findings: list[dict]
+    status: str
+    seconds: float
+
+
+def run_gate(
+    config: TrainConfig,
+    store: RunStore | None = None,
+    *,
+    verbose: int = 1,
+    echo: Callable[[str], None] = print,
+) -> GateResult:
+    """Prepare the data as ``train`` would, run the four checks, store them as a ``check`` run."""
+    started = time.monotonic()
+    store = store or RunStore()
+    spec, image_size, data = prepare_for_config(config, store, progress=verbose > 0)
+    run = store.create_run(
+        "check", spec.name, config.to_dict(), config.fingerprint(data.cache.key), str(data.root)
+    )
+    findings: list[Finding] = audit_findings(data.audit)
+    try:
+        findings += _model_checks(config, spec, image_size, data, echo)
+    except BaseException as error:
+        store.add_findings(run.id, findings)
+        store.set_status(run.id, "failed", error=f"{type(error).__name__}: {error}")
+        raise
+    store.add_findings(run.id, findings)
+    status = worst_status(findings)
+    seconds = round(time.monotonic() - started, 1)
+    summary = {"gate": status, "seconds": seconds, "classes": data.class_names}
+    store.set_status(run.id, "completed", summary=summary)
+    return GateResult(run.id, as_dicts(findings), status, seconds)
+
+
+def _model_checks(config, spec, image_size, data, echo) -> list[Finding]:
+    keras.utils.set_random_seed(config.seed)
+    clf = build_classifier(
+        spec, data.class_names, image_size, config.weights, dropout=0.0, augment=False
+    )
+    if not config.pretrained:
+        recalibrate(clf, data, config)
+    rows = data.rows("train")
+    if len(rows) > GATE_MAX_IMAGES:
+        rows = np.sort(np.random.default_rng(config.seed).choice(rows, GATE_MAX_IMAGES, False))
+    echo(f"Computing {spec.name} features for {len(rows)} training images…")
+    x = extract_features(clf, data.cache.images, rows, config.batch_size)
+    y = data.cache.labels[rows]
+    num_classes = len(data.class_names)
+
+    def make_head(l2: float) -> keras.Model:
+        return build_head(
+            x.shape[1],
+            num_classes,
+            dropout=0.0,
+            l2=l2,
+            head_units=config.head_units,
+            seed=config.seed,
+        )
+
+    findings = []
+    steps: list[tuple[str, Callable[[], Finding]]] = [
+        ("initial loss", lambda: initial_loss_check(make_head(0.0), x, y, num_classes)),
+        ("regularization", lambda: regularization_check(make_head, x, y, num_classes)),
+        ("overfitting a tiny subset", lambda: _overfit(make_head, x, y, num_classes, config)),
+        ("learning-rate range", lambda: _lr_range(make_head, x, y, config)),
+    ]
+    for label, step in steps:
+        echo(f"Checking {label}…")
+        began = time.monotonic()
+        finding = step()
+        finding.evidence["seconds"] = round(time.monotonic() - began, 2)
+        findings.append(finding)
+    return findings
+
+
+def _overfit(make_head, x, y, num_classes, config) -> Finding:
+    subset = tiny_subset(y, seed=config.seed)
+    return overfit_check(make_head(0.0), x[subset], y[subset], num_classes)
+
+
+def _lr_range(make_head, x, y, config) -> Finding:
+    rates, losses = sweep_learning_rates(
+        lambda: make_head(0.0),
+        x,
+        y,
+        lambda lr: make_optimizer(config.optimizer, lr),
+        classification_loss(config.label_smoothing),
+        config.batch_size,
+        seed=config.seed,
+    )
+    return analyse_sweep(rates, losses)

@@ -1,0 +1,110 @@
+"""A search's arguments: one validated dataclass, saved with the run, compared on ``--resume``."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from training.backbones import get_backbone
+from training.config import PRECISIONS, SWITCHES, TrainConfig, normalize_weights
+from training.errors import ConfigError
+
+TUNERS = ("random", "hyperband", "bayesian")
+# Fields a resumed search may change without changing what it computes.
+RESUME_FREE = ("resume", "distributed")
+
+
+@dataclass
+class SearchConfig:
+    """Everything that decides what a search computes (CLI flags map one to one)."""
+
+    data: str
+    backbones: list[str]
+    weights: str = "imagenet"
+    image_size: int | None = None
+    batch_size: int = 32
+    trials: int = 20
+    stages: int = 2
+    epochs_head: int = 10
+    epochs_finetune: int = 3
+    top_k: int = 2
+    tuner: str = "random"
+    space: list[str] = field(default_factory=list)
+    val_split: float = 0.2
+    seed: int = 0
+    precision: str = "auto"
+    jit: str = "auto"
+
+    def __post_init__(self) -> None:
+        self.weights = normalize_weights(self.weights)
+        if isinstance(self.backbones, str):
+            self.backbones = [b.strip() for b in self.backbones.split(",") if b.strip()]
+        self.validate()
+
+    def validate(self) -> None:
+        if not self.backbones:
+            raise ConfigError("Expected at least one backbone in --backbone. Received none.")
+        self.backbones = [get_backbone(name).name for name in self.backbones]
+        if len(set(self.backbones)) != len(self.backbones):
+            raise ConfigError(f"--backbone lists a backbone twice: {self.backbones}.")
+        _positive("trials", self.trials, 1, 10_000)
+        _positive("stages", self.stages, 1, 20)
+        if self.stages > self.trials:
+            raise ConfigError(
+                f"Expected --stages ({self.stages}) to be at most --trials ({self.trials}): "
+                "every stage needs at least one trial."
+            )
+        _positive("epochs_head", self.epochs_head, 1, 100_000)
+        _positive("epochs_finetune", self.epochs_finetune, 0, 100_000)
+        _positive("top_k", self.top_k, 0, self.trials)
+        if self.tuner not in TUNERS:
+            raise ConfigError(f"Expected --tuner in {TUNERS}. Received: {self.tuner!r}.")
+        if self.precision not in PRECISIONS or self.jit not in SWITCHES:
+            raise ConfigError(f"Unknown --precision {self.precision!r} or --jit {self.jit!r}.")
+        # Everything a fine-tune needs must also be a valid training config.
+        self.train_config(self.backbones[0])
+
+    def train_config(self, backbone: str, **overrides: Any) -> TrainConfig:
+        """The training config of one fine-tune of this search (hyperparameters as overrides)."""
+        values = dict(
+            data=self.data,
+            backbone=backbone,
+            weights=self.weights,
+            image_size=self.image_size,
+            batch_size=self.batch_size,
+            epochs_head=self.epochs_head,
+            epochs_finetune=self.epochs_finetune,
+            val_split=self.val_split,
+            seed=self.seed,
+            precision=self.precision,
+            jit=self.jit,
+        )
+        values.update(overrides)
+        return TrainConfig(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def fingerprint(self, dataset_key: str) -> str:
+        blob = json.dumps({"search": self.to_dict(), "dataset": dataset_key}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def differences(self, stored: dict[str, Any]) -> list[str]:
+        """Fields whose value differs from a stored search's config, as "name: old → new"."""
+        mine = self.to_dict()
+        return [
+            f"{name}: {stored.get(name)!r} → {mine[name]!r}"
+            for name in mine
+            if name not in RESUME_FREE and stored.get(name) != mine[name]
+        ]
+
+
+def _positive(name: str, value: Any, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        flag = "--" + name.replace("_", "-")
+        raise ConfigError(
+            f"Expected {flag} to be an integer in [{low}, {high}]. Received: {value!r}."
+        )

@@ -1,0 +1,235 @@
+"""Head trials at the speed of a few matrix products: one compiled model per head shape, reused.
+
+Plain Keras Tuner builds, compiles and traces a new model every trial, and runs the backbone
+every epoch. Here the backbone ran once (features are cached) and a trial only trains a small
+head. What is left to kill is per-trial overhead, so every hyperparameter that does not change
+the shapes lives in a variable or in the data, not in the compiled graph:
+
+- learning rate: the optimizer's variable, set per epoch by the schedule;
+- dropout rate and L2 strength: non-trainable variables of the head's own layers;
+- label smoothing: soft targets computed in NumPy;
+- fresh initial weights and optimizer state: assigned, not rebuilt.
+
+Only (head width, optimizer) picks a compiled model, so a whole search compiles at most a
+handful; ``steps_per_execution`` runs a whole epoch in one compiled call.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+
+from training.babysit.thresholds import EXPLOSION_FACTOR
+from training.schedules import schedule_rate
+
+
+@keras.saving.register_keras_serializable(package="babysitter")
+class VariableDropout(keras.layers.Layer):
+    """Dropout whose rate is a variable, so changing it does not retrace the training step."""
+
+    def __init__(self, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.rate = self.add_weight(shape=(), initializer="zeros", trainable=False, name="rate")
+
+    def call(self, inputs, training=False):
+        if not training:
+            return inputs
+        rate = keras.ops.cast(self.rate, inputs.dtype)
+        keep = keras.random.uniform(keras.ops.shape(inputs), seed=self.seed_generator) >= rate
+        return keras.ops.where(keep, inputs / (1.0 - rate), 0.0)
+
+
+@keras.saving.register_keras_serializable(package="babysitter")
+class VariableL2Dense(keras.layers.Dense):
+    """Dense with an L2 penalty whose strength is a variable: adds ``l2 · Σ kernel²`` as a loss."""
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.l2 = self.add_weight(shape=(), initializer="zeros", trainable=False, name="l2")
+
+    def call(self, inputs, training=None):
+        self.add_loss(self.l2 * keras.ops.sum(keras.ops.square(self.kernel)))
+        return super().call(inputs)
+
+
+@dataclass
+class HeadHyperparameters:
+    """What one head trial trains with."""
+
+    lr: float = 1e-3
+    l2: float = 0.0
+    dropout: float = 0.2
+    optimizer: str = "adam"
+    schedule: str = "constant"
+    head_units: int = 0
+    label_smoothing: float = 0.0
+
+    @classmethod
+    def from_values(cls, values: dict) -> HeadHyperparameters:
+        names = cls.__dataclass_fields__
+        kept = {k: v for k, v in values.items() if k in names}
+        if "head_units" in kept:
+            kept["head_units"] = int(kept["head_units"])
+        return cls(**kept)
+
+
+@dataclass
+class HeadResult:
+    """One trained head: per-epoch history, best validation accuracy, why it stopped."""
+
+    history: list[dict] = field(default_factory=list)
+    val_accuracy: float = 0.0
+    val_loss: float = math.inf
+    seconds: float = 0.0
+    exploded: dict | None = None
+
+
+def _optimizer(name: str) -> keras.optimizers.Optimizer:
+    if name == "adamw":
+        return keras.optimizers.AdamW(1e-3, weight_decay=1e-4)
+    if name == "sgd":
+        return keras.optimizers.SGD(1e-3, momentum=0.9, nesterov=True)
+    return keras.optimizers.Adam(1e-3)
+
+
+class _HeadWatch(keras.callbacks.Callback):
+    """Sets the scheduled rate each epoch, records the history, stops an exploding head.
+
+    A fresh head starts at a loss of about ln(C) (small logits) plus its initial L2 penalty, so
+    that is the initial loss the 3× rule compares with: a head whose very first epoch explodes
+    is caught too, and a strong L2 on a wide head is not mistaken for an explosion.
+    """
+
+    def __init__(self, hp: HeadHyperparameters, epochs: int, initial: float, result):
+        super().__init__()
+        self.hp, self.epochs, self.limit, self.result = (
+            hp,
+            epochs,
+            EXPLOSION_FACTOR * initial,
+            result,
+        )
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.rate = schedule_rate(self.hp.schedule, self.hp.lr, epoch, self.epochs)
+        self.model.optimizer.learning_rate.assign(self.rate)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = {k: float(v) for k, v in (logs or {}).items()}
+        self.result.history.append({"epoch": epoch + 1, **logs, "lr": self.rate})
+        loss = logs.get("loss", math.nan)
+        if not math.isfinite(loss) or loss > self.limit:
+            self.result.exploded = {"epoch": epoch + 1, "loss": loss, "learning_rate": self.rate}
+            self.model.stop_training = True
+
+
+class HeadTrainer:
+    """Trains heads on cached features; compiled models are cached by (width, optimizer)."""
+
+    def __init__(
+        self,
+        train_x: np.ndarray,
+        train_y: np.ndarray,
+        val_x: np.ndarray,
+        val_y: np.ndarray,
+        num_classes: int,
+        batch_size: int = 32,
+        seed: int = 0,
+    ):
+        self.train_x, self.train_y = train_x.astype("float32"), train_y.astype("int64")
+        self.val_x, self.val_y = val_x.astype("float32"), val_y.astype("int64")
+        self.num_classes = num_classes
+        self.batch_size = batch_size
+        self.seed = seed
+        self._models: dict[tuple[int, str], keras.Model] = {}
+        self._trials = 0
+
+    @property
+    def compiled_models(self) -> int:
+        return len(self._models)
+
+    def _model(self, units: int, optimizer: str) -> keras.Model:
+        key = (units, optimizer)
+        if key not in self._models:
+            features = keras.Input((self.train_x.shape[1],), name="features")
+            x = VariableDropout(seed=self.seed, name="dropout")(features)
+            if units:
+                x = VariableL2Dense(units, activation="relu", name="hidden")(x)
+            # Logits out, loss from logits: an exploding trial shows as a loss that keeps
+            # growing (CS231n's picture) instead of saturating at the clipped -ln(1e-7).
+            logits = VariableL2Dense(self.num_classes, name="logits", dtype="float32")(x)
+            model = keras.Model(features, logits, name=f"head_{units}_{optimizer}")
+            steps = max(1, math.ceil(len(self.train_x) / self.batch_size))
+            model.compile(
+                optimizer=_optimizer(optimizer),
+                loss=keras.losses.CategoricalCrossentropy(from_logits=True),
+                metrics=["accuracy"],
+                steps_per_execution=steps,
+            )
+            self._models[key] = model
+        return self._models[key]
+
+    def _reset(self, model: keras.Model, hp: HeadHyperparameters, seed: int) -> float:
+        """Fresh weights (the initializers of a new head), zeroed optimizer, this trial's knobs.
+
+        Returns the initial L2 penalty, part of the initial loss the explosion rule compares to.
+        """
+        penalty = 0.0
+        rng = np.random.default_rng(seed)
+        keras.utils.set_random_seed(seed)  # the order fit shuffles batches in
+        for layer in model.layers:
+            if isinstance(layer, VariableDropout):
+                layer.rate.assign(hp.dropout)
+                layer.seed_generator.state.assign(np.array([seed, 0], dtype="uint32"))
+            if isinstance(layer, VariableL2Dense):
+                fan_in, fan_out = layer.kernel.shape
+                if layer.name == "logits":  # small logits: initial loss ≈ ln(C), as in train
+                    kernel = rng.normal(0, 0.01, (fan_in, fan_out))
+                else:  # Glorot uniform, Keras' default for Dense
+                    limit = math.sqrt(6 / (fan_in + fan_out))
+                    kernel = rng.uniform(-limit, limit, (fan_in, fan_out))
+                layer.kernel.assign(kernel.astype("float32"))
+                penalty += hp.l2 * float(np.sum(np.square(kernel)))
+                layer.bias.assign(np.zeros(fan_out, "float32"))
+                layer.l2.assign(hp.l2)
+        for variable in model.optimizer.variables:
+            variable.assign(np.zeros(variable.shape, variable.dtype))
+        return penalty
+
+    def _targets(self, labels: np.ndarray, smoothing: float) -> np.ndarray:
+        onehot = np.eye(self.num_classes, dtype="float32")[labels]
+        return onehot * (1 - smoothing) + smoothing / self.num_classes
+
+    def train(self, hp: HeadHyperparameters, epochs: int, seed: int | None = None) -> HeadResult:
+        """Train a fresh head for ``epochs``; stops early if the loss passes 3× its start."""
+        started = time.perf_counter()
+        self._trials += 1
+        seed = self.seed + self._trials if seed is None else seed
+        model = self._model(hp.head_units, hp.optimizer)
+        penalty = self._reset(model, hp, seed)
+        targets = self._targets(self.train_y, hp.label_smoothing)
+        val_targets = self._targets(self.val_y, 0.0)
+        result = HeadResult()
+        watch = _HeadWatch(hp, epochs, math.log(self.num_classes) + penalty, result)
+        order = np.random.default_rng(seed).permutation(len(self.train_x))
+        model.fit(
+            self.train_x[order],
+            targets[order],
+            batch_size=self.batch_size,
+            epochs=epochs,
+            validation_data=(self.val_x, val_targets) if len(self.val_x) else None,
+            validation_batch_size=1024,
+            callbacks=[watch],
+            verbose=0,
+            shuffle=True,
+        )
+        finite = [h for h in result.history if math.isfinite(h.get("val_accuracy", math.nan))]
+        if finite:
+            best = max(finite, key=lambda h: h["val_accuracy"])
+            result.val_accuracy, result.val_loss = best["val_accuracy"], best["val_loss"]
+        result.seconds = time.perf_counter() - started
+        return result

@@ -1,0 +1,125 @@
+"""Keras Tuner oracles that also write every finished trial into the run store.
+
+The oracle is the one place every trial passes through, in one process or as the chief of a
+distributed search (workers report to it over gRPC), so recording there gives the same
+bookkeeping either way. A worker writes each trial's per-epoch history next to Keras Tuner's own
+trial file; the oracle reads it when the trial ends.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import keras_tuner as kt
+
+from training.runs import RunStore
+from training.trials import record_trial
+
+HISTORY_FILE = "babysitter_trial.json"
+OBJECTIVE = kt.Objective("val_accuracy", direction="max")
+_STATUS = {"COMPLETED": "completed", "FAILED": "failed", "INVALID": "invalid"}
+
+
+class RecordingMixin:
+    """``end_trial`` also records the trial (status, hyperparameters, score, history, time)."""
+
+    store: RunStore | None = None
+    run_id: str | None = None
+    stage: int = 1
+
+    def end_trial(self, trial):
+        result = super().end_trial(trial)
+        if self.store is not None and self.run_id is not None:
+            self._record(trial)
+        return result
+
+    def _record(self, reported) -> None:
+        # The oracle's own copy holds the metrics a worker sent over gRPC; the trial a worker
+        # passes to ``end_trial`` may carry only its status.
+        trial = self.trials.get(reported.trial_id, reported)
+        trial.status = reported.status
+        trial.message = reported.message or trial.message
+        status = _STATUS.get(str(trial.status), "invalid")
+        details = _read_details(Path(self._project_dir) / f"trial_{trial.trial_id}")
+        score = None
+        if status == "completed":
+            score = trial.score
+            if score is None and trial.metrics.exists(OBJECTIVE.name):
+                score = trial.metrics.get_best_value(OBJECTIVE.name)
+        error = None
+        if status != "completed":
+            error = details.get("error") or _last_line(trial.message)
+        values = {
+            k: v for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")
+        }
+        record_trial(
+            self.store,
+            self.run_id,
+            f"s{self.stage}-{trial.trial_id}",
+            self.stage,
+            status,
+            values,
+            None if score is None or not math.isfinite(score) else float(score),
+            details.get("history", []),
+            float(details.get("seconds", 0.0)),
+            error,
+        )
+
+
+def _read_details(folder: Path) -> dict:
+    try:
+        return json.loads((folder / HISTORY_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _last_line(message: str | None) -> str | None:
+    lines = [line for line in (message or "").strip().splitlines() if line.strip()]
+    return lines[-1] if lines else None
+
+
+class RecordingRandomSearch(RecordingMixin, kt.oracles.RandomSearchOracle):
+    pass
+
+
+class RecordingHyperband(RecordingMixin, kt.oracles.HyperbandOracle):
+    pass
+
+
+class RecordingBayesian(RecordingMixin, kt.oracles.BayesianOptimizationOracle):
+    pass
+
+
+def make_oracle(
+    kind: str,
+    hyperparameters: kt.HyperParameters,
+    max_trials: int,
+    max_epochs: int,
+    seed: int,
+    store: RunStore | None = None,
+    run_id: str | None = None,
+    stage: int = 1,
+) -> kt.Oracle:
+    """A recording oracle of ``kind`` over exactly ``hyperparameters``; failed trials never end
+    the search (each is recorded and the next one starts)."""
+    common = dict(
+        objective=OBJECTIVE,
+        hyperparameters=hyperparameters,
+        allow_new_entries=False,
+        tune_new_entries=False,
+        seed=seed,
+        max_consecutive_failed_trials=max_trials + 1,
+        max_retries_per_trial=0,
+    )
+    if kind == "hyperband":
+        # Hyperband decides the epochs of each trial; ``max_trials`` bounds nothing there, so the
+        # number of brackets is sized to it: one iteration with factor 3.
+        oracle = RecordingHyperband(max_epochs=max(max_epochs, 2), factor=3, **common)
+    elif kind == "bayesian":
+        oracle = RecordingBayesian(max_trials=max_trials, **common)
+    else:
+        oracle = RecordingRandomSearch(max_trials=max_trials, **common)
+    oracle.store, oracle.run_id, oracle.stage = store, run_id, stage
+    return oracle

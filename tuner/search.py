@@ -1,0 +1,466 @@
+"""The staged search: coarse-to-fine Keras Tuner over heads on cached features, then fine-tuning.
+
+1. Prepare the data once (the same audit, split and cache as ``train``) and compute each
+   backbone's features once (the phase-1 path of ``train``).
+2. Stage by stage, a Keras Tuner oracle samples head hyperparameters; a trial trains a head on
+   the cached features (``tuner.heads``: compiled once, milliseconds per epoch). Each stage after
+   the first narrows the ranges around the best trials, or widens one whose best value sits at
+   its edge (``tuner.stages``).
+3. The top K configurations are fine-tuned in full by ``training.fit.train`` (two phases, stored
+   as train runs with their own findings); the best becomes the search run's model.
+
+Everything is in the run store as it happens; Keras Tuner's own files (one project per stage)
+make a killed search resumable: finished trials are kept, the interrupted one is redone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import keras_tuner as kt
+import numpy as np
+
+from training.babysit.findings import Finding, as_dicts
+from training.backbones import get_backbone
+from training.errors import ConfigError, TrainingDiverged
+from training.fit import extract_features, recalibrate, train
+from training.model import build_classifier
+from training.prepare import PreparedData, prepare_data
+from training.runs import RunStore
+from training.trials import record_stage, stages, trials
+from tuner.config import SearchConfig
+from tuner.heads import HeadHyperparameters, HeadTrainer
+from tuner.oracles import HISTORY_FILE, make_oracle
+from tuner.resume import repair_trials
+from tuner.space import SearchSpace, default_space, parse_overrides
+from tuner.stages import apply_actions, next_stage, plan_stages
+
+TOP_PER_STAGE = 3
+"""Trials of a stage that the next stage's ranges are fitted around."""
+
+
+@dataclass
+class SearchResult:
+    run_id: str
+    summary: dict
+    findings: list[dict]
+
+
+class HeadTuner(kt.Tuner):
+    """A Keras Tuner whose trial trains a head on cached features (no model built per trial)."""
+
+    def __init__(
+        self, oracle, trainers: dict[str, HeadTrainer], epochs: int, details_dir: Path, **kwargs
+    ):
+        super().__init__(oracle=oracle, hypermodel=None, **kwargs)
+        self.trainers = trainers
+        self.epochs = epochs
+        self.details_dir = details_dir  # the chief's project folder, where its oracle reads them
+
+    def run_trial(self, trial, *args, **kwargs):
+        values = trial.hyperparameters.values
+        backbone = values.get("backbone") or next(iter(self.trainers))
+        hp = HeadHyperparameters.from_values(values)
+        epochs = int(values.get("tuner/epochs", self.epochs))
+        result = self.trainers[backbone].train(hp, epochs)
+        details = {
+            "history": result.history,
+            "seconds": result.seconds,
+            "backbone": backbone,
+            "tuner_id": self.tuner_id,
+        }
+        if result.exploded:
+            e = result.exploded
+            details["error"] = (
+                f"loss exploded to {e['loss']:.3g} at epoch {e['epoch']} "
+                f"(learning rate {e['learning_rate']:.3g})"
+            )
+        trial_dir = self.details_dir / f"trial_{trial.trial_id}"
+        trial_dir.mkdir(parents=True, exist_ok=True)
+        (trial_dir / HISTORY_FILE).write_text(json.dumps(details))
+        if result.exploded:
+            raise kt.errors.FailedTrialError(details["error"])
+        last = result.history[-1]
+        return {
+            "val_accuracy": result.val_accuracy,
+            "val_loss": result.val_loss,
+            "accuracy": last.get("accuracy", 0.0),
+            "loss": last.get("loss", 0.0),
+        }
+
+    def _try_run_and_update_trial(self, trial, *fit_args, **fit_kwargs):
+        """A failed trial's message is its one-line reason, not a traceback on the terminal."""
+        try:
+            self._run_and_update_trial(trial, *fit_args, **fit_kwargs)
+            trial.status = kt.engine.trial.TrialStatus.COMPLETED
+        except kt.errors.FailedTrialError as error:
+            trial.status = kt.engine.trial.TrialStatus.FAILED
+            trial.message = str(error)
+
+    def save_model(self, trial_id, model, step=0):  # heads are retrained by the fine-tune
+        pass
+
+    def load_model(self, trial):
+        raise NotImplementedError("A search keeps fine-tuned models, not per-trial heads.")
+
+
+def search(
+    config: SearchConfig,
+    store: RunStore | None = None,
+    *,
+    resume: bool = False,
+    role: str | None = None,
+    verbose: int = 1,
+    echo: Callable[[str], None] = print,
+) -> SearchResult | None:
+    """Run (or resume) a search; ``role`` is ``chief``/``worker`` for a distributed one.
+
+    Returns None on a worker, whose trials the chief records.
+    """
+    store = store or RunStore()
+    data = _prepare(config, store, verbose)
+    if len(data.rows("val")) == 0:
+        raise ConfigError(
+            "A search needs validation images to compare trials: give a val/ split or "
+            "--val-split above 0."
+        )
+    trainers = {} if role == "chief" else _feature_trainers(config, data, echo)
+    if role == "worker":
+        run = _chief_run(config, data, store)
+        _run_stages(config, trainers, store, run.id, echo, role)
+        return None
+    run = _open_run(config, data, store, resume, echo)
+    try:
+        findings = _run_stages(config, trainers, store, run.id, echo, role)
+        summary, more = _finetune_top(config, store, run.id, echo)
+        findings += more
+    except KeyboardInterrupt:
+        store.set_status(run.id, "interrupted", error="interrupted: run again with --resume")
+        raise
+    except Exception as error:
+        store.set_status(run.id, "failed", error=f"{type(error).__name__}: {error}")
+        raise
+    store.set_status(run.id, "completed", summary=summary)
+    store.append_event(run.id, {"event": "completed", "summary": summary})
+    return SearchResult(run.id, summary, as_dicts(store.findings(run.id)) or findings)
+
+
+def _prepare(config: SearchConfig, store: RunStore, verbose: int) -> PreparedData:
+    sizes = {config.image_size or get_backbone(b).default_size for b in config.backbones}
+    if len(sizes) > 1:
+        raise ConfigError(
+            f"The backbones {config.backbones} default to different image sizes {sorted(sizes)}; "
+            "give one with --image-size so every trial sees the same images."
+        )
+    size = sizes.pop()
+    for name in config.backbones:
+        get_backbone(name).check_size(size)
+    return prepare_data(
+        config.data,
+        size,
+        config.val_split,
+        config.seed,
+        store.datasets_dir(),
+        store.cache_dir(),
+        progress=verbose > 0,
+    )
+
+
+def _feature_trainers(config: SearchConfig, data: PreparedData, echo) -> dict[str, HeadTrainer]:
+    """Each backbone's features of the train and val images, computed once, as head trainers."""
+    trainers = {}
+    for name in config.backbones:
+        train_config = config.train_config(name)
+        keras.utils.set_random_seed(config.seed)
+        clf = build_classifier(
+            get_backbone(name),
+            data.class_names,
+            data.cache.image_size,
+            config.weights,
+            augment=False,
+        )
+        if not train_config.pretrained:
+            recalibrate(clf, data, train_config)
+        echo(f"Computing {name} features once for {sum(map(len, data.splits.values()))} images…")
+        features = {
+            split: extract_features(clf, data.cache.images, data.rows(split), config.batch_size)
+            for split in ("train", "val")
+        }
+        trainers[name] = HeadTrainer(
+            features["train"],
+            data.labels("train"),
+            features["val"],
+            data.labels("val"),
+            len(data.class_names),
+            config.batch_size,
+            config.seed,
+        )
+        del clf
+        keras.backend.clear_session()
+    return trainers
+
+
+def _open_run(config: SearchConfig, data: PreparedData, store: RunStore, resume: bool, echo):
+    fingerprint = config.fingerprint(data.cache.key)
+    if resume:
+        previous = [
+            r
+            for r in store.list_runs(kind="search")
+            if r.dataset == str(data.root) and r.status != "completed"
+        ]
+        same = [r for r in previous if r.fingerprint == fingerprint]
+        if same:
+            run = store.claim(same[0].id)
+            echo(f"Resuming search {run.id}.")
+            return run
+        if previous:
+            diffs = config.differences(previous[0].config)
+            raise ConfigError(
+                f"--resume found search {previous[0].id} on this dataset, but with different "
+                f"arguments: {'; '.join(diffs)}. Run it with the same arguments, or drop "
+                "--resume to start a new search."
+            )
+        echo("--resume: no unfinished search with these arguments; starting a new one.")
+    return store.create_run(
+        "search", "+".join(config.backbones), config.to_dict(), fingerprint, str(data.root)
+    )
+
+
+def _chief_run(config: SearchConfig, data: PreparedData, store: RunStore, wait_s: float = 300):
+    """A worker's search run: the chief's running run with the same arguments and data."""
+    fingerprint = config.fingerprint(data.cache.key)
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        for run in store.list_runs(kind="search", status="running"):
+            if run.fingerprint == fingerprint:
+                return run
+        time.sleep(1)
+    raise ConfigError(
+        "This worker found no running search with the same arguments and data in "
+        f"{store.home} within {wait_s:.0f} s: start the chief (--distributed chief) with the same "
+        "arguments and the same $BABYSITTER_HOME first."
+    )
+
+
+def _first_space(config: SearchConfig, store: RunStore | None, dataset: str | None):
+    space = default_space(config.backbones, phase2=config.epochs_finetune > 0)
+    if store is not None:
+        actions = _gate_actions(store, dataset, config.backbones)
+        if actions:
+            space = apply_actions(space, actions)
+    overrides = parse_overrides(config.space)
+    for name, rng in overrides.items():
+        space[name] = rng
+    return space
+
+
+def _gate_actions(store: RunStore, dataset: str | None, backbones: list[str]) -> list[dict]:
+    """The lr range of the newest sanity gate run on this dataset and backbone, if any."""
+    for run in store.list_runs(kind="check"):
+        if run.dataset != dataset or run.config.get("backbone") not in backbones:
+            continue
+        for finding in store.findings(run.id):
+            if finding["check"] == "lr_range" and finding.get("action"):
+                return [finding["action"]]
+    return []
+
+
+def _run_stages(config, trainers, store, run_id, echo, role) -> list[Finding]:
+    """All stages, in order; a stage already finished (on resume) is reloaded, not rerun."""
+    plan = plan_stages(config.trials, config.stages)
+    dataset = store.get_run(run_id).dataset
+    space: SearchSpace = _first_space(config, store, dataset)
+    done = {s["stage"] for s in stages(store, run_id)}
+    findings: list[Finding] = []
+    directory = store.run_dir(run_id) / "tuner"
+    recorder = None if role == "worker" else store  # the chief (or the only process) records
+    base_port = os.environ.get("KERASTUNER_ORACLE_PORT")
+    previous = None
+    for stage, planned in enumerate(plan, start=1):
+        if role == "worker" and not _chief_serves(store, run_id, stage):
+            continue  # a late worker: the chief has moved past this stage
+        if previous is not None:
+            space, stage_findings = next_stage(space, previous, top_k=TOP_PER_STAGE, stage=stage)
+            if stage not in done:
+                store.add_findings(run_id, stage_findings)
+            findings += stage_findings
+        if role != "worker" and stage not in done:
+            record_stage(store, run_id, stage, space.to_dict(), planned)
+        if base_port and role:
+            os.environ["KERASTUNER_ORACLE_PORT"] = str(int(base_port) + stage - 1)
+        hp = kt.HyperParameters()
+        space.register(hp)
+        project = directory / f"stage_{stage}"
+        if role != "worker" and project.exists():
+            recorded = {
+                t["trial_id"].split("-", 1)[1]: t["hyperparameters"]
+                for t in trials(store, run_id, stage)
+            }
+            for trial_id in repair_trials(project, hp, recorded):
+                echo(f"Trial s{stage}-{trial_id}: its file was unreadable; it will be redone.")
+                store.append_event(
+                    run_id, {"event": "trial_file_repaired", "trial_id": f"s{stage}-{trial_id}"}
+                )
+        oracle = make_oracle(
+            config.tuner,
+            hp,
+            planned,
+            config.epochs_head,
+            config.seed + stage,
+            recorder,
+            run_id,
+            stage,
+        )
+        # A worker keeps its own Keras Tuner files (the chief owns the project folder) and
+        # writes each trial's details where the chief's oracle reads them.
+        own = directory / "workers" / os.environ.get("KERASTUNER_TUNER_ID", "worker")
+        tuner = HeadTuner(
+            oracle,
+            trainers,
+            config.epochs_head,
+            details_dir=project,
+            directory=str(own if role == "worker" else directory),
+            project_name=f"stage_{stage}",
+            overwrite=False,
+        )
+        echo(f"Stage {stage}/{len(plan)}: {planned} trials over {space.describe()}")
+        if role == "worker":
+            _search_as_worker(tuner, store, run_id, stage)
+            continue
+        tuner.search(verbose=0)
+        previous = [
+            {
+                "hyperparameters": t.hyperparameters.values,
+                "score": t.score if str(t.status) == "COMPLETED" else None,
+            }
+            for t in tuner.oracle.trials.values()
+        ]
+        if recorder is not None:
+            finished = trials(store, run_id, stage)
+            ok = [t for t in finished if t["status"] == "completed" and t["score"] is not None]
+            echo(
+                f"Stage {stage}: {len(ok)} trials completed, {len(finished) - len(ok)} failed; "
+                f"best val accuracy {max((t['score'] for t in ok), default=0):.1%}."
+            )
+    if base_port:
+        os.environ["KERASTUNER_ORACLE_PORT"] = base_port
+    return findings
+
+
+WORKER_RPC_TIMEOUT_S = 20
+"""A worker's wait on the chief per request. Keras Tuner waits an hour; a worker that asks a
+stage the chief has just closed would sit that hour, so it asks again or moves on instead."""
+
+
+def _chief_serves(store: RunStore, run_id: str, stage: int, wait_s: float = 600) -> bool:
+    """Wait until the chief opens ``stage``; False once it has moved past it or finished."""
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        recorded = {s["stage"] for s in stages(store, run_id)}
+        if stage + 1 in recorded or store.get_run(run_id).status != "running":
+            return False
+        if stage in recorded:
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def _search_as_worker(tuner: HeadTuner, store: RunStore, run_id: str, stage: int) -> None:
+    """Run the chief's trials for ``stage`` until it says stop or moves on without us."""
+    import grpc
+    from keras_tuner.src.distribute import oracle_client
+
+    oracle_client.TIMEOUT = WORKER_RPC_TIMEOUT_S
+    while True:
+        try:
+            tuner.search(verbose=0)
+            return
+        except grpc.RpcError:
+            if not _chief_serves(store, run_id, stage, wait_s=0.1):
+                return
+
+
+def trial_train_overrides(values: dict) -> dict:
+    """A trial's hyperparameters as ``TrainConfig`` fields (fine-tune rate = lr × factor)."""
+    out = {
+        key: values[key]
+        for key in ("lr", "l2", "dropout", "optimizer", "schedule", "label_smoothing")
+        if key in values
+    }
+    if "head_units" in values:
+        out["head_units"] = int(values["head_units"])
+    if "unfreeze" in values:
+        out["unfreeze"] = int(values["unfreeze"])
+    if "finetune_factor" in values and "lr" in values:
+        out["finetune_lr"] = float(values["lr"]) * float(values["finetune_factor"])
+    return out
+
+
+def _finetune_top(config: SearchConfig, store: RunStore, run_id: str, echo):
+    """Fine-tune the top K head configurations in full; the best becomes the search's model."""
+    completed = [t for t in trials(store, run_id) if t["status"] == "completed"]
+    if not completed:
+        raise ConfigError(
+            "Every trial failed (see `python -m training runs show "
+            f"{run_id}`): the ranges are off. Run `python -m training check` for the lr range."
+        )
+    ranked = sorted(completed, key=lambda t: -t["score"])[: max(config.top_k, 1)]
+    done = {e["trial_id"]: e for e in store.events(run_id) if e.get("event") == "finetuned"}
+    findings: list[Finding] = []
+    for rank, trial in enumerate(ranked, start=1):
+        if trial["trial_id"] in done:
+            continue
+        values = trial["hyperparameters"]
+        backbone = values.get("backbone") or config.backbones[0]
+        train_config = config.train_config(backbone, **trial_train_overrides(values))
+        echo(f"Fine-tuning #{rank} (trial {trial['trial_id']}, head val {trial['score']:.1%})…")
+        event = {"event": "finetuned", "trial_id": trial["trial_id"]}
+        try:
+            result = train(train_config, store, verbose=0, echo=echo)
+            event.update(
+                run_id=result.run_id,
+                val_accuracy=result.summary.get("val", {}).get("accuracy"),
+                train_accuracy=result.summary.get("train", {}).get("accuracy"),
+            )
+        except TrainingDiverged as stopped:
+            event.update(run_id=stopped.run_id, error=str(stopped))
+        store.append_event(run_id, event)
+        done[trial["trial_id"]] = event
+    finished = [e for e in done.values() if e.get("val_accuracy") is not None]
+    if not finished:
+        raise ConfigError("Every fine-tune diverged; lower the fine-tune rate range (--space).")
+    best = max(finished, key=lambda e: e["val_accuracy"])
+    child = store.get_run(best["run_id"])
+    for name in ("model", "predictions", "history"):
+        source = store.artifact(child.id, name)
+        if source.exists():
+            shutil.copy(source, store.artifact(run_id, name))
+    best_trial = next(t for t in completed if t["trial_id"] == best["trial_id"])
+    store.add_findings(run_id, store.findings(child.id))
+    all_trials = trials(store, run_id)
+    summary = {
+        "best_trial": best["trial_id"],
+        "best_run": child.id,
+        "hyperparameters": best_trial["hyperparameters"],
+        "head_val_accuracy": best_trial["score"],
+        **{k: child.summary[k] for k in ("train", "val", "test", "gap") if k in child.summary},
+        "backbone": child.summary.get("backbone"),
+        "classes": child.summary.get("classes"),
+        "finetuned": list(done.values()),
+        "trials": {
+            "completed": sum(t["status"] == "completed" for t in all_trials),
+            "failed": sum(t["status"] != "completed" for t in all_trials),
+            "head_seconds_mean": float(np.mean([t["seconds"] for t in all_trials]))
+            if all_trials
+            else 0.0,
+        },
+        "model": str(store.artifact(run_id, "model")),
+    }
+    return summary, findings
