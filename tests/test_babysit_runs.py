@@ -19,8 +19,6 @@ from training.errors import TrainingDiverged
 from training.fit import train
 from training.runs import RunStore
 
-pytestmark = pytest.mark.core
-
 
 def head_run(data, **overrides):
     values = dict(
@@ -52,6 +50,7 @@ def colours(tmp_path):
     return make_image_folder(tmp_path / "colours", {"red": 16, "green": 16, "blue": 16}, size=32)
 
 
+@pytest.mark.core
 def test_a_healthy_run_raises_no_warning(tmp_path):
     # 65 images a class: 52 train after the split, over the audit's 50 "few images" line.
     data = make_image_folder(tmp_path / "many", {"red": 65, "green": 65, "blue": 65}, size=32)
@@ -63,6 +62,7 @@ def test_a_healthy_run_raises_no_warning(tmp_path):
     assert [f["check"] for f in stored] == [f["check"] for f in result.findings]
 
 
+@pytest.mark.core
 def test_a_learning_rate_1000x_too_high_is_stopped_as_an_explosion(colours):
     with pytest.raises(TrainingDiverged) as stopped:
         head_run(colours, lr=1.0 * 1000 / 100, optimizer="adam")  # 10: 1000x the 1e-2 default

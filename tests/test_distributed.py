@@ -7,15 +7,11 @@ import socket
 import subprocess
 import sys
 
-import pytest
-
 from tests.cli_process import ROOT, cli_env
 from tests.imagegen import make_image_folder
 from training.runs import RunStore
 from training.trials import stages, trials
 from tuner.stages import plan_stages
-
-pytestmark = pytest.mark.core
 
 
 def free_port() -> int:

@@ -13,7 +13,6 @@ from training.babysit.gate import run_gate
 from training.config import TrainConfig
 from training.runs import RunStore
 
-pytestmark = pytest.mark.core
 GATE = ["initial_loss", "regularization_raises_loss", "overfit_tiny_subset", "lr_range"]
 
 
@@ -22,6 +21,7 @@ def colours(tmp_path):
     return make_image_folder(tmp_path / "colours", {"red": 16, "green": 16, "blue": 16}, size=32)
 
 
+@pytest.mark.core
 def test_the_gate_passes_a_healthy_dataset_and_stores_a_check_run(colours):
     config = TrainConfig(data=str(colours), backbone="VGG16", weights="none", image_size=32)
     result = run_gate(config, echo=lambda m: None, verbose=0)

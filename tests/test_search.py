@@ -19,8 +19,6 @@ from training.trials import stages, trials
 from tuner.config import SearchConfig
 from tuner.search import search
 
-pytestmark = pytest.mark.core
-
 
 @pytest.fixture
 def colours(tmp_path):
@@ -45,6 +43,7 @@ def tiny(data, **overrides) -> SearchConfig:
     return SearchConfig(**values)
 
 
+@pytest.mark.core
 def test_a_two_stage_search_records_every_trial_and_saves_the_best_model(colours):
     result = search(tiny(colours), verbose=0, echo=lambda m: None)
     store = RunStore()

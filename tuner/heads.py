@@ -10,8 +10,10 @@ the shapes lives in a variable or in the data, not in the compiled graph:
 - label smoothing: soft targets computed in NumPy;
 - fresh initial weights and optimizer state: assigned, not rebuilt.
 
-Only (head width, optimizer) picks a compiled model, so a whole search compiles at most a
-handful; ``steps_per_execution`` runs a whole epoch in one compiled call.
+- head width: a mask over a hidden layer of the widest size.
+
+Only (hidden layer or not, optimizer) picks a compiled model, so a whole search compiles at
+most six; ``steps_per_execution`` runs a whole epoch in one compiled call.
 """
 
 from __future__ import annotations
@@ -55,6 +57,25 @@ class VariableL2Dense(keras.layers.Dense):
     def call(self, inputs, training=None):
         self.add_loss(self.l2 * keras.ops.sum(keras.ops.square(self.kernel)))
         return super().call(inputs)
+
+
+@keras.saving.register_keras_serializable(package="babysitter")
+class MaskedL2Dense(VariableL2Dense):
+    """A hidden layer of ``MAX_UNITS`` whose width is a mask variable: one compiled graph
+    serves every width, and masked units output zero (so they get no gradient either)."""
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.mask = self.add_weight(
+            shape=(self.units,), initializer="ones", trainable=False, name="mask"
+        )
+
+    def call(self, inputs, training=None):
+        return super().call(inputs) * keras.ops.cast(self.mask, self.compute_dtype)
+
+
+MAX_UNITS = 512
+"""The widest hidden layer a head trial can ask for (the search space's largest choice)."""
 
 
 @dataclass
@@ -128,7 +149,7 @@ class _HeadWatch(keras.callbacks.Callback):
 
 
 class HeadTrainer:
-    """Trains heads on cached features; compiled models are cached by (width, optimizer)."""
+    """Trains heads on cached features; compiled models are cached by (hidden?, optimizer)."""
 
     def __init__(
         self,
@@ -153,16 +174,19 @@ class HeadTrainer:
         return len(self._models)
 
     def _model(self, units: int, optimizer: str) -> keras.Model:
-        key = (units, optimizer)
+        """One compiled model per (with or without a hidden layer, optimizer): at most six."""
+        if units > MAX_UNITS:
+            raise ValueError(f"Expected head_units <= {MAX_UNITS}. Received: {units}.")
+        key = (units > 0, optimizer)
         if key not in self._models:
             features = keras.Input((self.train_x.shape[1],), name="features")
             x = VariableDropout(seed=self.seed, name="dropout")(features)
             if units:
-                x = VariableL2Dense(units, activation="relu", name="hidden")(x)
+                x = MaskedL2Dense(MAX_UNITS, activation="relu", name="hidden")(x)
             # Logits out, loss from logits: an exploding trial shows as a loss that keeps
             # growing (CS231n's picture) instead of saturating at the clipped -ln(1e-7).
             logits = VariableL2Dense(self.num_classes, name="logits", dtype="float32")(x)
-            model = keras.Model(features, logits, name=f"head_{units}_{optimizer}")
+            model = keras.Model(features, logits, name=f"head_{key[0]}_{optimizer}")
             steps = max(1, math.ceil(len(self.train_x) / self.batch_size))
             model.compile(
                 optimizer=_optimizer(optimizer),
@@ -176,26 +200,33 @@ class HeadTrainer:
     def _reset(self, model: keras.Model, hp: HeadHyperparameters, seed: int) -> float:
         """Fresh weights (the initializers of a new head), zeroed optimizer, this trial's knobs.
 
-        Returns the initial L2 penalty, part of the initial loss the explosion rule compares to.
+        Units past ``head_units`` get zero weights and a zero mask: they add nothing to the
+        output or the penalty, exactly as if the layer were ``head_units`` wide. Returns the
+        initial L2 penalty, part of the initial loss the explosion rule compares to.
         """
         penalty = 0.0
         rng = np.random.default_rng(seed)
         keras.utils.set_random_seed(seed)  # the order fit shuffles batches in
+        units = hp.head_units
         for layer in model.layers:
             if isinstance(layer, VariableDropout):
                 layer.rate.assign(hp.dropout)
                 layer.seed_generator.state.assign(np.array([seed, 0], dtype="uint32"))
-            if isinstance(layer, VariableL2Dense):
-                fan_in, fan_out = layer.kernel.shape
-                if layer.name == "logits":  # small logits: initial loss ≈ ln(C), as in train
-                    kernel = rng.normal(0, 0.01, (fan_in, fan_out))
-                else:  # Glorot uniform, Keras' default for Dense
-                    limit = math.sqrt(6 / (fan_in + fan_out))
-                    kernel = rng.uniform(-limit, limit, (fan_in, fan_out))
-                layer.kernel.assign(kernel.astype("float32"))
-                penalty += hp.l2 * float(np.sum(np.square(kernel)))
-                layer.bias.assign(np.zeros(fan_out, "float32"))
-                layer.l2.assign(hp.l2)
+            if not isinstance(layer, VariableL2Dense):
+                continue
+            fan_in, fan_out = layer.kernel.shape
+            kernel = np.zeros((fan_in, fan_out))
+            if isinstance(layer, MaskedL2Dense):  # Glorot uniform over the live units
+                limit = math.sqrt(6 / (fan_in + units))
+                kernel[:, :units] = rng.uniform(-limit, limit, (fan_in, units))
+                layer.mask.assign((np.arange(fan_out) < units).astype("float32"))
+            else:  # small logits: initial loss ≈ ln(C), as in train
+                live = units if units else fan_in
+                kernel[:live] = rng.normal(0, 0.01, (live, fan_out))
+            layer.kernel.assign(kernel.astype("float32"))
+            penalty += hp.l2 * float(np.sum(np.square(kernel)))
+            layer.bias.assign(np.zeros(fan_out, "float32"))
+            layer.l2.assign(hp.l2)
         for variable in model.optimizer.variables:
             variable.assign(np.zeros(variable.shape, variable.dtype))
         return penalty

@@ -125,6 +125,7 @@ def search(
     Returns None on a worker, whose trials the chief records.
     """
     store = store or RunStore()
+    started = time.perf_counter()
     data = _prepare(config, store, verbose)
     if len(data.rows("val")) == 0:
         raise ConfigError(
@@ -138,9 +139,16 @@ def search(
         return None
     run = _open_run(config, data, store, resume, echo)
     try:
+        searching = time.perf_counter()
         findings = _run_stages(config, trainers, store, run.id, echo, role)
+        finetuning = time.perf_counter()
         summary, more = _finetune_top(config, store, run.id, echo)
         findings += more
+        summary["seconds"] = {
+            "prepare_and_features": round(searching - started, 2),
+            "head_search": round(finetuning - searching, 2),
+            "finetune": round(time.perf_counter() - finetuning, 2),
+        }
     except KeyboardInterrupt:
         store.set_status(run.id, "interrupted", error="interrupted: run again with --resume")
         raise
