@@ -208,3 +208,16 @@ def test_search_cli_reports_bad_input_without_a_traceback(colours, babysitter_ho
     assert len(errors) == 1 and "--trials" in errors[0]
     assert "Traceback" not in done.stderr
     assert run_cli("runs", "list", home=babysitter_home).returncode == 0
+
+
+def test_trials_are_logged_for_tensorboard_hparams(colours):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    result = search(tiny(colours, trials=2, stages=1), verbose=0, echo=lambda m: None)
+    logdir = RunStore().artifact(result.run_id, "tensorboard") / "hparams"
+    sessions = sorted(p.name for p in logdir.iterdir())
+    assert sessions == ["s1-0", "s1-1"]
+    events = EventAccumulator(str(logdir / "s1-0")).Reload()
+    assert "val_accuracy" in events.Tags()["scalars"]
+    assert len(events.Scalars("val_accuracy")) == 4  # one per head epoch

@@ -96,6 +96,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, stage INTEGER NOT NULL,
             space_json TEXT NOT NULL, trials INTEGER NOT NULL, PRIMARY KEY (run_id, stage))""",
     ),
+    (
+        # Jobs: CLI processes started by the app (training/jobs.py); run_id is linked once the
+        # job's process has created its run. exit_code is the child's status, NULL while running.
+        """CREATE TABLE jobs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT, kind TEXT NOT NULL,
+            command_json TEXT NOT NULL, pid INTEGER, status TEXT NOT NULL, log_path TEXT NOT NULL,
+            created_at TEXT NOT NULL, updated_at TEXT NOT NULL, exit_code INTEGER)""",
+        "CREATE INDEX jobs_created ON jobs(created_at)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -16,6 +16,7 @@ import keras_tuner as kt
 
 from training.runs import RunStore
 from training.trials import record_trial
+from tuner import hparams_log
 
 HISTORY_FILE = "babysitter_trial.json"
 OBJECTIVE = kt.Objective("val_accuracy", direction="max")
@@ -54,6 +55,14 @@ class RecordingMixin:
         values = {
             k: v for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")
         }
+        history = details.get("history", [])
+        hparams_log.log_trial(
+            self.store.artifact(self.run_id, "tensorboard") / "hparams",
+            f"s{self.stage}-{trial.trial_id}",
+            {**values, "stage": self.stage},
+            history,
+            status,
+        )
         record_trial(
             self.store,
             self.run_id,
@@ -62,7 +71,7 @@ class RecordingMixin:
             status,
             values,
             None if score is None or not math.isfinite(score) else float(score),
-            details.get("history", []),
+            history,
             float(details.get("seconds", 0.0)),
             error,
         )

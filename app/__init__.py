@@ -1,0 +1,1 @@
+"""Babysitter's Streamlit app: reads the run store, starts work through the CLI as jobs."""

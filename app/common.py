@@ -1,0 +1,125 @@
+"""Helpers every page uses: the store, run and dataset pickers, findings drawn by status."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from training.babysit.findings import format_value
+from training.runs import Run, RunStore
+
+STATUS_ICON = {
+    "ok": ":material/check_circle:",
+    "warn": ":material/warning:",
+    "fail": ":material/error:",
+}
+RUN_ICON = {
+    "running": "🟡",
+    "completed": "🟢",
+    "failed": "🔴",
+    "interrupted": "🟠",
+    "cancelled": "⚪",
+}
+FOLDERS_FILE = "folders.json"
+
+
+def store() -> RunStore:
+    """The run store at ``$BABYSITTER_HOME`` (read each rerun: cheap, and tests change it)."""
+    return RunStore()
+
+
+def run_label(run: Run) -> str:
+    return f"{RUN_ICON.get(run.status, '')} {run.id} · {run.kind} · {run.status}"
+
+
+def pick_run(runs: list[Run], key: str, label: str = "Run", shared: str = "run_id") -> Run | None:
+    """A run select box that starts at the run chosen on another page (``session_state``)."""
+    if not runs:
+        return None
+    ids = [r.id for r in runs]
+    wanted = st.session_state.get(shared)
+    index = ids.index(wanted) if wanted in ids else 0
+    chosen = st.selectbox(
+        label, ids, index=index, key=key, format_func=lambda i: run_label(runs[ids.index(i)])
+    )
+    st.session_state[shared] = chosen
+    return runs[ids.index(chosen)]
+
+
+def show_findings(findings: list[dict[str, Any]], only_problems: bool = False) -> None:
+    """Findings as coloured boxes (fail red, warn orange, ok green), newest checks last."""
+    shown = [f for f in findings if not only_problems or f.get("status") != "ok"]
+    if not shown:
+        st.caption("No findings yet." if not findings else "All checks ok.")
+        return
+    for f in shown:
+        status = f.get("status", "ok")
+        text = (
+            f"**{f.get('check')}** — measured {format_value(f.get('measured'))} "
+            f"(expected {format_value(f.get('expected'))})"
+        )
+        if status != "ok" and f.get("advice"):
+            text += f"\n\n{f['advice']}"
+        box = {"ok": st.success, "warn": st.warning, "fail": st.error}.get(status, st.info)
+        box(text, icon=STATUS_ICON.get(status))
+
+
+def _folders_path(s: RunStore) -> Path:
+    return s.datasets_dir() / FOLDERS_FILE
+
+
+def remembered_folders(s: RunStore) -> list[str]:
+    path = _folders_path(s)
+    try:
+        return [str(p) for p in json.loads(path.read_text(encoding="utf-8"))]
+    except (OSError, ValueError):
+        return []
+
+
+def remember_folder(s: RunStore, folder: Path) -> None:
+    folders = remembered_folders(s)
+    if str(folder) not in folders:
+        folders.append(str(folder))
+        _folders_path(s).write_text(json.dumps(folders, indent=1), encoding="utf-8")
+
+
+def known_datasets(s: RunStore) -> list[str]:
+    """Datasets to reuse: unpacked uploads, folders named before, and those runs trained on."""
+    found: list[str] = []
+    base = s.datasets_dir()
+    for marker in sorted(base.glob("*/.complete")):
+        root = marker.parent / marker.read_text(encoding="utf-8").strip()
+        found.append(str(root.resolve()))
+    found += remembered_folders(s)
+    found += [r.dataset for r in s.list_runs()]
+    unique = []
+    for item in found:
+        if item not in unique and Path(item).is_dir():
+            unique.append(item)
+    return unique
+
+
+def dataset_label(path: str) -> str:
+    p = Path(path)
+    return f"{p.name or p} — {p}"
+
+
+def dataset_picker(s: RunStore, key: str, empty_hint: str) -> str:
+    """A select box over :func:`known_datasets`, remembering the choice across pages."""
+    datasets = known_datasets(s)
+    if not datasets:
+        st.info(empty_hint)
+        st.stop()
+    wanted = st.session_state.get("dataset")
+    choice = st.selectbox(
+        "Dataset",
+        datasets,
+        index=datasets.index(wanted) if wanted in datasets else 0,
+        format_func=dataset_label,
+        key=key,
+    )
+    st.session_state["dataset"] = choice
+    return choice

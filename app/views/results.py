@@ -1,0 +1,98 @@
+"""Results: the best model of a run, its gap and diagnosis, confusion matrix, worst mistakes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from app.analysis import confusion, load_predictions, per_class, safe_image, worst_mistakes
+from app.charts import confusion_chart, curves_chart, gap_chart
+from app.common import pick_run, show_findings, store
+
+AUDIT_CHECKS = {"leakage", "class_balance", "too_few_images"}
+
+st.title("Results")
+s = store()
+runs = [r for r in s.list_runs() if r.status == "completed" and r.kind in ("train", "search")]
+run = pick_run(runs, key="results_run")
+if run is None:
+    st.info("No completed runs yet.")
+    st.stop()
+
+summary = run.summary or {}
+if run.kind == "search":
+    st.subheader(f"Best trial: {summary.get('best_trial', '–')}")
+    if summary.get("best_run"):
+        st.caption(f"Fine-tuned in full as run `{summary['best_run']}`.")
+    if summary.get("hyperparameters"):
+        st.dataframe(
+            [{"hyperparameter": k, "value": str(v)} for k, v in summary["hyperparameters"].items()],
+            hide_index=True,
+        )
+
+train_acc = (summary.get("train") or {}).get("accuracy")
+val_acc = (summary.get("val") or {}).get("accuracy")
+c1, c2, c3 = st.columns(3)
+c1.metric("Train accuracy", f"{train_acc:.1%}" if train_acc is not None else "–")
+c2.metric("Val accuracy", f"{val_acc:.1%}" if val_acc is not None else "–")
+gap = summary.get("gap")
+c3.metric("Gap (train − val)", f"{gap:+.1%}" if gap is not None else "–")
+
+epochs_run = summary.get("best_run") if run.kind == "search" else run.id
+epochs = s.epochs(epochs_run) if epochs_run else []
+if epochs:
+    a, b = st.columns(2)
+    a.altair_chart(curves_chart(epochs, "accuracy"), width="stretch")
+    b.altair_chart(gap_chart(epochs), width="stretch")
+
+st.subheader("Diagnosis and advice")
+findings = [f for f in s.findings(run.id) if f.get("check") not in AUDIT_CHECKS]
+show_findings(findings)
+with st.expander("Data checks"):
+    show_findings([f for f in s.findings(run.id) if f.get("check") in AUDIT_CHECKS])
+
+pred = load_predictions(s.artifact(run.id, "predictions"))
+if pred is None:
+    st.info("This run has no predictions file.")
+else:
+    names = [str(n) for n in pred["class_names"]]
+    guess = pred["probabilities"].argmax(axis=1)
+    matrix = confusion(pred["labels"], guess, len(names))
+    st.subheader(f"Validation: confusion matrix ({len(guess)} images)")
+    left, right = st.columns(2)
+    left.altair_chart(confusion_chart(matrix, names), width="stretch")
+    right.dataframe(
+        per_class(matrix, names),
+        hide_index=True,
+        column_config={
+            "precision": st.column_config.NumberColumn(format="percent"),
+            "recall": st.column_config.NumberColumn(format="percent"),
+        },
+    )
+    st.subheader("Worst mistakes")
+    mistakes = worst_mistakes(pred)
+    if not mistakes:
+        st.caption("No mistakes on the validation images.")
+    root = Path(run.dataset)
+    cols = st.columns(4)
+    for i, m in enumerate(mistakes):
+        with cols[i % 4]:
+            image = safe_image(root, m["rel"])
+            if image is not None:
+                st.image(str(image), width=128)
+            st.caption(
+                f"{m['rel']}: true **{m['true']}**, predicted **{m['predicted']}** "
+                f"({m['confidence']:.0%})"
+            )
+
+model = s.artifact(run.id, "model")
+if model.is_file():
+    st.download_button(
+        "Download model (.keras)",
+        data=model.read_bytes(),
+        file_name=f"{run.id}.keras",
+        mime="application/zip",
+        icon=":material/download:",
+        key="download_model",
+    )

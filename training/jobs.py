@@ -1,0 +1,402 @@
+"""Jobs: CLI commands started as detached processes (by the app), tracked in the run store.
+
+A job is ``python -m training …`` or ``python -m tuner …`` run in its own session, so it survives
+the app that started it (a browser reload, an app restart). Its output goes to a log file in the
+job's folder, never through a shell: the command is an argument list from start to end.
+
+The process launched is a small wrapper, ``python -m training.jobs run JOB_ID -- CMD…``: it starts
+the real command, waits for it, and writes the exit code to a file and to the store, so a finished
+job is ``completed`` or ``failed`` by its real exit status. A job whose wrapper vanished without
+writing one (machine restart, ``kill -9``) is marked ``interrupted`` by :func:`refresh`.
+
+The wrapped command gets SIGTERM as ``KeyboardInterrupt``, so :func:`cancel` (SIGTERM to the
+process group, SIGKILL after a grace period) lets ``train`` and ``search`` mark their run
+interrupted, resumable with the same command (``--resume`` for a search).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from training.errors import BabysitterError
+from training.runs import Run, RunStore, _now, pid_alive
+
+JOB_STATUSES = ("running", "completed", "failed", "cancelled", "interrupted")
+MODULES = ("training", "tuner")
+RESUMABLE = {"tuner search", "training train"}
+LOG_NAME = "job.log"
+EXIT_NAME = "exit_code"
+CHILD_PID_NAME = "child.pid"
+GRACE_S = 10.0
+ROOT = Path(__file__).resolve().parents[1]
+
+# Wrappers this process launched: polling them reaps them (a finished child of ours would
+# otherwise linger as a zombie that still answers ``kill(pid, 0)``).
+_LAUNCHED: dict[int, subprocess.Popen] = {}
+
+# Run in the child: SIGTERM becomes KeyboardInterrupt, then ``python -m MODULE ARGS`` exactly.
+_BOOT = (
+    "import runpy, signal, sys; signal.signal(signal.SIGTERM, signal.default_int_handler); "
+    "module = sys.argv[1]; sys.argv = [module] + sys.argv[2:]; "
+    "runpy.run_module(module, run_name='__main__', alter_sys=True)"
+)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One row of the ``jobs`` table."""
+
+    id: int
+    run_id: str | None
+    kind: str
+    command: list[str]
+    pid: int | None
+    status: str
+    log_path: Path
+    created_at: str
+    updated_at: str
+    exit_code: int | None
+
+    @property
+    def command_line(self) -> str:
+        """The command as a person would type it (for display only; never run through a shell)."""
+        return shlex.join(["python", "-m", *self.command])
+
+    @property
+    def folder(self) -> Path:
+        return self.log_path.parent
+
+    @property
+    def resumable(self) -> bool:
+        return self.kind in RESUMABLE and self.status in ("cancelled", "interrupted", "failed")
+
+
+def jobs_dir(store: RunStore) -> Path:
+    """``$BABYSITTER_HOME/jobs``: one folder per job (log, exit code, child pid)."""
+    path = store.home / "jobs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _job_from_row(row: Any) -> Job:
+    return Job(
+        id=row["id"],
+        run_id=row["run_id"],
+        kind=row["kind"],
+        command=json.loads(row["command_json"]),
+        pid=row["pid"],
+        status=row["status"],
+        log_path=Path(row["log_path"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        exit_code=row["exit_code"],
+    )
+
+
+def get_job(store: RunStore, job_id: int) -> Job:
+    with store._connect() as conn:
+        row = conn.execute("SELECT * FROM jobs WHERE id = ?", (int(job_id),)).fetchone()
+    if row is None:
+        raise BabysitterError(f"No job {job_id} in {store.home}.")
+    return _job_from_row(row)
+
+
+def list_jobs(store: RunStore, status: str | None = None) -> list[Job]:
+    """Jobs, newest first, optionally of one status."""
+    with store._connect() as conn:
+        rows = conn.execute(
+            "SELECT * FROM jobs WHERE (?1 IS NULL OR status = ?1) ORDER BY id DESC", (status,)
+        ).fetchall()
+    return [_job_from_row(r) for r in rows]
+
+
+def _update(store: RunStore, job_id: int, only_running: bool = False, **fields: Any) -> bool:
+    sets = ", ".join(f"{name} = ?" for name in fields)
+    where = "id = ?" + (" AND status = 'running'" if only_running else "")
+    with store._connect(write=True) as conn:
+        cur = conn.execute(
+            f"UPDATE jobs SET {sets}, updated_at = ? WHERE {where}",
+            (*fields.values(), _now(), int(job_id)),
+        )
+    return cur.rowcount > 0
+
+
+def _check_args(args: list[str]) -> None:
+    if not args or args[0] not in MODULES:
+        raise BabysitterError(
+            f"Expected a command starting with one of {MODULES} (run as `python -m <module>`). "
+            f"Received: {args!r}"
+        )
+    if len(args) < 2 or not all(isinstance(a, str) for a in args):
+        raise BabysitterError(f"Expected a list of strings with a subcommand. Received: {args!r}")
+
+
+def start_job(store: RunStore, args: list[str]) -> Job:
+    """Start ``python -m args[0] args[1:]`` detached; the row is written before the process runs.
+
+    Args:
+        store: The run store the job (and its command) writes to; passed on as $BABYSITTER_HOME.
+        args: e.g. ``["tuner", "search", "/data/cats", "--backbone", "VGG16"]``.
+    """
+    args = [str(a) for a in args]
+    _check_args(args)
+    now = _now()
+    with store._connect(write=True) as conn:
+        cur = conn.execute(
+            "INSERT INTO jobs (kind, command_json, status, log_path, created_at, updated_at)"
+            " VALUES (?, ?, 'running', '', ?, ?)",
+            (f"{args[0]} {args[1]}", json.dumps(args), now, now),
+        )
+        job_id = int(cur.lastrowid)
+    folder = jobs_dir(store) / str(job_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    log_path = folder / LOG_NAME
+    env = {**os.environ, "BABYSITTER_HOME": str(store.home), "PYTHONUNBUFFERED": "1"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    wrapper = [sys.executable, "-m", "training.jobs", "run", str(job_id), "--"]
+    wrapper += [sys.executable, "-c", _BOOT, *args]
+    try:
+        with log_path.open("ab") as log:
+            proc = subprocess.Popen(
+                wrapper,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                env=env,
+                start_new_session=True,
+                close_fds=True,
+            )
+    except OSError as error:
+        _update(store, job_id, status="failed", log_path=str(log_path), exit_code=-1)
+        raise BabysitterError(f"Could not start job {job_id}: {error}") from error
+    _LAUNCHED[proc.pid] = proc
+    _update(store, job_id, pid=proc.pid, log_path=str(log_path))
+    return get_job(store, job_id)
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return raw[raw.rfind(")") + 2 :].split()
+
+
+def _wrapper_alive(job: Job) -> bool:
+    """Whether the job's wrapper process still runs (reaped, not a zombie, not a reused pid)."""
+    pid = job.pid
+    if not pid:
+        return False
+    if pid in _LAUNCHED:
+        if _LAUNCHED[pid].poll() is None:
+            return True
+        del _LAUNCHED[pid]
+        return False
+    if Path("/proc").is_dir():
+        stat = _proc_stat(pid)
+        if stat is None or stat[0] == "Z":
+            return False
+        with contextlib.suppress(OSError):
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            return b"training.jobs" in cmdline and str(job.id).encode() in cmdline
+        return True
+    return pid_alive(pid)
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether any live (non-zombie) process is left in the process group."""
+    for pid in list(_LAUNCHED):
+        if pid == pgid:
+            _LAUNCHED[pid].poll()
+    if Path("/proc").is_dir():
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                stat = _proc_stat(int(entry.name))
+                if stat and stat[0] != "Z" and int(stat[2]) == pgid:
+                    return True
+        return False
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _link_run(store: RunStore, job: Job) -> str | None:
+    """The run this job created: the one its child process owns, else the newest matching one."""
+    kind = {"tuner search": "search", "training train": "train", "training check": "check"}.get(
+        job.kind
+    )
+    if kind is None:
+        return None
+    child = _read_int(job.folder / CHILD_PID_NAME)
+    candidates = [r for r in store.list_runs(kind=kind) if r.updated_at >= job.created_at]
+    for run in candidates:
+        if child is not None and run.pid == child:
+            return run.id
+    data = job.command[2] if len(job.command) > 2 else None
+    for run in candidates:
+        if run.created_at >= job.created_at and data and _same_data(run, data):
+            return run.id
+    return None
+
+
+def _same_data(run: Run, data: str) -> bool:
+    given = Path(data).expanduser()
+    values = {run.dataset, str(run.config.get("data", ""))}
+    with contextlib.suppress(OSError):
+        given = given.resolve()
+    return str(given) in values or data in values or given.stem == Path(run.dataset).name
+
+
+def refresh(store: RunStore) -> list[Job]:
+    """Bring running jobs up to date: link their runs, finish those whose process ended.
+
+    A wrapper that ended wrote the exit code (file, then store); one that vanished without it is
+    marked ``interrupted``, as is its run if the run still says ``running``.
+    """
+    for job in list_jobs(store, status="running"):
+        if job.run_id is None and (run_id := _link_run(store, job)):
+            _update(store, job.id, run_id=run_id)
+        if _wrapper_alive(job):
+            continue
+        code = _read_int(job.folder / EXIT_NAME)
+        if code is None:
+            _update(store, job.id, only_running=True, status="interrupted")
+        else:
+            _finish(store, job.id, code)
+        _settle_run(store, get_job(store, job.id))
+    for job in list_jobs(store):
+        if job.run_id is None and job.status != "running" and (run_id := _link_run(store, job)):
+            _update(store, job.id, run_id=run_id)
+    return list_jobs(store)
+
+
+def _settle_run(store: RunStore, job: Job) -> None:
+    """A run left 'running' by a job that ended: mark it interrupted so it can be resumed."""
+    run_id = job.run_id or _link_run(store, job)
+    if run_id is None:
+        return
+    with contextlib.suppress(BabysitterError):
+        run = store.get_run(run_id)
+        child = _read_int(job.folder / CHILD_PID_NAME)
+        if run.status == "running" and (child is None or run.pid == child):
+            store.set_status(run_id, "interrupted", error=f"job {job.id} ended ({job.status})")
+        if job.run_id is None:
+            _update(store, job.id, run_id=run_id)
+
+
+def _finish(store: RunStore, job_id: int, code: int) -> None:
+    """Record the exit code; status by it unless the job was cancelled meanwhile."""
+    status = "completed" if code == 0 else "failed"
+    if not _update(store, job_id, only_running=True, status=status, exit_code=code):
+        _update(store, job_id, exit_code=code)
+
+
+def cancel(store: RunStore, job_id: int, grace_s: float = GRACE_S) -> Job:
+    """SIGTERM the job's process group, SIGKILL what is left after ``grace_s``; status cancelled."""
+    job = get_job(store, job_id)
+    if job.status != "running":
+        return job
+    _update(store, job.id, status="cancelled")
+    if job.pid and _wrapper_alive(job):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(job.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline and _group_alive(job.pid):
+            time.sleep(0.1)
+        if _group_alive(job.pid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(job.pid, signal.SIGKILL)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and _group_alive(job.pid):
+                time.sleep(0.1)
+    if job.pid in _LAUNCHED:
+        _LAUNCHED[job.pid].poll()
+    job = get_job(store, job.id)
+    if job.run_id is None and (run_id := _link_run(store, job)):
+        _update(store, job.id, run_id=run_id)
+    _settle_run(store, get_job(store, job.id))
+    return get_job(store, job.id)
+
+
+def resume_args(job: Job) -> list[str]:
+    """The command that continues this job: a search with ``--resume``; train resumes by itself."""
+    if job.kind not in RESUMABLE:
+        raise BabysitterError(f"Job {job.id} ({job.kind}) cannot be resumed; start it again.")
+    args = list(job.command)
+    if job.kind == "tuner search" and "--resume" not in args:
+        args.append("--resume")
+    return args
+
+
+def resume(store: RunStore, job_id: int) -> Job:
+    """Start the job's command again so it picks up its run (see :func:`resume_args`)."""
+    return start_job(store, resume_args(get_job(store, job_id)))
+
+
+def log_tail(job: Job, max_bytes: int = 20_000) -> str:
+    """The end of the job's log (progress bars' carriage returns folded to lines)."""
+    try:
+        with job.log_path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - max_bytes))
+            text = f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(line.split("\r")[-1] for line in text.splitlines())
+
+
+def age_s(job: Job) -> float:
+    return (datetime.now(UTC) - datetime.fromisoformat(job.created_at)).total_seconds()
+
+
+def _wrap(job_id: int, command: list[str]) -> int:
+    """The wrapper's body: run the command, record its exit code when it ends."""
+    signal.signal(signal.SIGTERM, lambda *_: None)  # the child gets it too; we wait and record
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    store = RunStore()
+    folder = jobs_dir(store) / str(job_id)
+    try:
+        child = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+    except OSError as error:
+        print(f"error: could not start {command[0]}: {error}", flush=True)
+        code = 127
+    else:
+        (folder / CHILD_PID_NAME).write_text(str(child.pid))
+        code = child.wait()
+    (folder / EXIT_NAME).write_text(str(code))
+    _finish(store, job_id, code)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) < 4 or argv[0] != "run" or argv[2] != "--":
+        print("usage: python -m training.jobs run JOB_ID -- COMMAND...", file=sys.stderr)
+        return 2
+    return _wrap(int(argv[1]), argv[3:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
