@@ -31,19 +31,35 @@ def store() -> RunStore:
     return RunStore()
 
 
-def run_label(run: Run) -> str:
+def run_label(run: Run, with_status: bool = True) -> str:
+    if not with_status:
+        return f"{run.id} · {run.kind}"
     return f"{RUN_ICON.get(run.status, '')} {run.id} · {run.kind} · {run.status}"
 
 
-def pick_run(runs: list[Run], key: str, label: str = "Run", shared: str = "run_id") -> Run | None:
-    """A run select box that starts at the run chosen on another page (``session_state``)."""
+def pick_run(
+    runs: list[Run],
+    key: str,
+    label: str = "Run",
+    shared: str = "run_id",
+    with_status: bool = True,
+) -> Run | None:
+    """A run select box that starts at the run chosen on another page (``session_state``).
+
+    ``with_status=False`` where a live part of the page shows the status: a browser keeps the
+    box's label while only that part refreshes, so a status in it would go stale.
+    """
     if not runs:
         return None
     ids = [r.id for r in runs]
     wanted = st.session_state.get(shared)
     index = ids.index(wanted) if wanted in ids else 0
     chosen = st.selectbox(
-        label, ids, index=index, key=key, format_func=lambda i: run_label(runs[ids.index(i)])
+        label,
+        ids,
+        index=index,
+        key=key,
+        format_func=lambda i: run_label(runs[ids.index(i)], with_status),
     )
     st.session_state[shared] = chosen
     return runs[ids.index(chosen)]

@@ -79,6 +79,11 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["auto", "float32", "mixed_bfloat16", "mixed_float16"],
     )
     parser.add_argument("--jit", default="auto", choices=["auto", "on", "off"])
+    parser.add_argument(
+        "--devices",
+        default="auto",
+        help="data-parallel over N devices (JAX); auto: every GPU when there are several",
+    )
 
 
 def config_from_args(args: argparse.Namespace):
@@ -107,6 +112,7 @@ def config_from_args(args: argparse.Namespace):
         "seed": args.seed,
         "precision": args.precision,
         "jit": args.jit,
+        "devices": args.devices,
     }
     return TrainConfig(**fields)
 

@@ -20,6 +20,8 @@ from training.schedules import SCHEDULES
 OPTIMIZERS = ("adam", "adamw", "sgd")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 SWITCHES = ("auto", "on", "off")
+# How the work is spread, not what it computes: a run resumed on other devices is the same run.
+FINGERPRINT_FREE = ("devices",)
 CLASS_WEIGHTS = ("none", "balanced")
 
 
@@ -54,6 +56,7 @@ class TrainConfig:
     seed: int = 0
     precision: str = "auto"
     jit: str = "auto"
+    devices: int | str = "auto"
 
     def __post_init__(self) -> None:
         self.weights = normalize_weights(self.weights)
@@ -82,6 +85,8 @@ class TrainConfig:
         _check_choice("precision", self.precision, PRECISIONS)
         _check_choice("jit", self.jit, SWITCHES)
         _check_choice("class_weights", self.class_weights, CLASS_WEIGHTS)
+        if self.devices != "auto":
+            self.devices = _parse_devices(self.devices)
         if self.epochs_head == 0 and self.epochs_finetune == 0:
             raise ConfigError(
                 "Both phases are skipped: epochs_head=0 and epochs_finetune=0. "
@@ -104,7 +109,8 @@ class TrainConfig:
 
     def fingerprint(self, dataset_key: str) -> str:
         """Identity of "the same arguments on the same data": a re-run with it resumes."""
-        blob = json.dumps({"config": self.to_dict(), "dataset": dataset_key}, sort_keys=True)
+        config = {k: v for k, v in self.to_dict().items() if k not in FINGERPRINT_FREE}
+        blob = json.dumps({"config": config, "dataset": dataset_key}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     @classmethod
@@ -132,6 +138,19 @@ def normalize_weights(weights: str | None) -> str:
     if str(weights).lower() == "imagenet":
         return "imagenet"
     return str(weights)
+
+
+def _parse_devices(value: Any) -> int:
+    """``--devices``: "auto" or a device count from 1 (one device, no data parallelism)."""
+    try:
+        count = int(value)
+    except (TypeError, ValueError):
+        count = 0
+    if isinstance(value, bool) or count < 1 or str(count) != str(value).strip():
+        raise ConfigError(
+            f"Expected --devices to be 'auto' or a device count of 1 or more. Received: {value!r}."
+        )
+    return count
 
 
 def _parse_unfreeze(value: str) -> int:

@@ -35,6 +35,7 @@ from training.device import accelerator, apply_precision, resolve_jit
 from training.errors import BabysitterError, TrainingDiverged
 from training.losses import classification_loss
 from training.model import Classifier, build_classifier
+from training.parallel import batch_multiple, data_parallel
 from training.prepare import PreparedData, prepare_for_config
 from training.runs import RunStore
 from training.schedules import schedule_rate
@@ -68,7 +69,7 @@ def extract_features(clf: Classifier, images: np.ndarray, rows: np.ndarray, batc
     if len(rows) == 0:
         return np.zeros((0, int(clf.features.output.shape[-1])), np.float32)
     batches = ImageBatches(images, np.zeros(len(images), np.int32), rows, batch_size)
-    features = clf.features.predict(batches, verbose=0)
+    features = batches.trim(clf.features.predict(batches, verbose=0))
     return np.asarray(features, dtype=np.float32)
 
 
@@ -78,7 +79,12 @@ def evaluate_split(model: keras.Model, data: PreparedData, split: str, batch_siz
     if len(rows) == 0:
         return {}
     batches = ImageBatches(data.cache.images, data.cache.labels, rows, batch_size)
-    loss, accuracy = model.evaluate(batches, verbose=0, return_dict=False)[:2]
+    # From the predictions of exactly these rows: ``evaluate`` would count padding rows of a
+    # data-parallel batch in its loss average.
+    probabilities = batches.trim(model.predict(batches, verbose=0)).astype(np.float32)
+    labels = data.cache.labels[rows]
+    loss = model.loss(labels, probabilities)
+    accuracy = np.mean(np.argmax(probabilities, axis=-1) == labels)
     return {"loss": float(loss), "accuracy": float(accuracy), "images": len(rows)}
 
 
@@ -92,6 +98,14 @@ def train(
     """Audit, split, decode, fine-tune in two phases, evaluate, save; one stored run."""
     store = store or RunStore()
     spec, image_size, data = prepare_for_config(config, store, progress=verbose > 0)
+    with data_parallel(config.devices, config.batch_size) as devices:
+        if devices > 1:
+            echo(f"Data-parallel training: each batch is split over {devices} devices.")
+        return _train_stored(config, spec, image_size, data, store, verbose, echo)
+
+
+def _train_stored(config, spec, image_size, data, store, verbose, echo) -> TrainResult:
+    """One stored run: created or resumed, marked failed or interrupted when it ends early."""
     fingerprint = config.fingerprint(data.cache.key)
     run = store.find_resumable("train", fingerprint)
     if run is not None:
@@ -185,10 +199,17 @@ def recalibrate(clf: Classifier, data: PreparedData, config: TrainConfig) -> Non
 
 
 def _compile(model: keras.Model, config: TrainConfig, learning_rate: float, jit) -> None:
+    """Data-parallel batches carry zero-weight padding rows: there the loss and the accuracy
+    are weighted (Keras applies sample weights to ``weighted_metrics`` only)."""
+    padded = batch_multiple() > 1
     model.compile(
         optimizer=make_optimizer(config.optimizer, learning_rate),
-        loss=classification_loss(config.label_smoothing),
-        metrics=["accuracy"],
+        loss=classification_loss(
+            config.label_smoothing,
+            "mean_with_sample_weight" if padded else "sum_over_batch_size",
+        ),
+        metrics=None if padded else ["accuracy"],
+        weighted_metrics=["accuracy"] if padded else None,
         jit_compile=jit,
     )
 
@@ -210,13 +231,21 @@ def _phase_head(config, clf, data, store, run_id, weights, jit, watch, verbose, 
     echo(f"Phase 1: training the head for {config.epochs_head} epochs (backbone frozen).")
     _compile(clf.head, config, config.lr, jit)
     logger = RunLogger(store, run_id, "head")
-    clf.head.fit(
+    train_labels, val_labels = data.labels("train"), data.labels("val")
+    train_batches = ImageBatches(
         train_x,
-        data.labels("train"),
-        validation_data=(val_x, data.labels("val")) if len(val_x) else None,
+        train_labels,
+        np.arange(len(train_labels)),
+        config.batch_size,
+        shuffle=True,
+        seed=config.seed,
+        sample_weights=weights,
+    )
+    val_batches = ImageBatches(val_x, val_labels, np.arange(len(val_labels)), config.batch_size)
+    clf.head.fit(
+        train_batches,
+        validation_data=val_batches if len(val_x) else None,
         epochs=config.epochs_head,
-        batch_size=config.batch_size,
-        class_weight=dict(enumerate(weights)) if weights is not None else None,
         callbacks=[_scheduler(config, config.lr, config.epochs_head), logger, watch],
         verbose=_keras_verbose(verbose, per_epoch=True),
     )
@@ -281,6 +310,7 @@ def _finish(config, clf, data, store, run_id, histories, watch, policy, started)
         "classes": data.class_names,
         "splits": data.split_counts(),
         "epochs": {phase: len(h) for phase, h in histories.items()},
+        "devices": batch_multiple(),
     }
     findings = [*audit_findings(data.audit), watch.finding()]
     store.artifact(run_id, "history").write_text(json.dumps(histories, indent=1))
@@ -317,7 +347,7 @@ def _save_predictions(clf, data, store, run_id, batch_size) -> None:
     and the check that the saved file predicts the same)."""
     rows = data.rows("val") if len(data.rows("val")) else data.rows("train")
     batches = ImageBatches(data.cache.images, data.cache.labels, rows, batch_size)
-    probabilities = np.asarray(clf.model.predict(batches, verbose=0), dtype=np.float32)
+    probabilities = batches.trim(clf.model.predict(batches, verbose=0)).astype(np.float32)
     np.savez(
         store.artifact(run_id, "predictions"),
         rows=rows,

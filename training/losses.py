@@ -30,8 +30,14 @@ class SmoothedSparseCrossentropy(keras.losses.Loss):
         return {**super().get_config(), "label_smoothing": self.label_smoothing}
 
 
-def classification_loss(label_smoothing: float) -> keras.losses.Loss:
-    """Keras' own sparse loss when there is no smoothing, ours when there is."""
+def classification_loss(
+    label_smoothing: float, reduction: str = "sum_over_batch_size"
+) -> keras.losses.Loss:
+    """Keras' own sparse loss when there is no smoothing, ours when there is.
+
+    ``reduction="mean_with_sample_weight"`` divides by the weights' sum, so zero-weight padding
+    rows (data-parallel evaluation) do not dilute the mean.
+    """
     if label_smoothing > 0:
-        return SmoothedSparseCrossentropy(label_smoothing)
-    return keras.losses.SparseCategoricalCrossentropy()
+        return SmoothedSparseCrossentropy(label_smoothing, reduction=reduction)
+    return keras.losses.SparseCategoricalCrossentropy(reduction=reduction)

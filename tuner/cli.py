@@ -45,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--precision", default="auto")
     p.add_argument("--jit", default="auto")
+    p.add_argument(
+        "--devices",
+        default="auto",
+        help="data-parallel fine-tuning of the top K over N devices (JAX); auto: every GPU",
+    )
     p.add_argument("--resume", action="store_true", help="continue an interrupted search")
     p.add_argument(
         "--distributed",

@@ -32,6 +32,7 @@ def run_search(args: argparse.Namespace) -> int:
         seed=args.seed,
         precision=args.precision,
         jit=args.jit,
+        devices=args.devices,
     )
     echo = (lambda m: print(m, file=sys.stderr)) if args.json else print
     result = search(

@@ -14,7 +14,7 @@ from training.errors import ConfigError
 
 TUNERS = ("random", "hyperband", "bayesian")
 # Fields a resumed search may change without changing what it computes.
-RESUME_FREE = ("resume", "distributed")
+RESUME_FREE = ("resume", "distributed", "devices")
 
 
 @dataclass
@@ -37,6 +37,7 @@ class SearchConfig:
     seed: int = 0
     precision: str = "auto"
     jit: str = "auto"
+    devices: int | str = "auto"
 
     def __post_init__(self) -> None:
         self.weights = normalize_weights(self.weights)
@@ -81,6 +82,7 @@ class SearchConfig:
             seed=self.seed,
             precision=self.precision,
             jit=self.jit,
+            devices=self.devices,
         )
         values.update(overrides)
         return TrainConfig(**values)
@@ -89,7 +91,8 @@ class SearchConfig:
         return dataclasses.asdict(self)
 
     def fingerprint(self, dataset_key: str) -> str:
-        blob = json.dumps({"search": self.to_dict(), "dataset": dataset_key}, sort_keys=True)
+        search = {k: v for k, v in self.to_dict().items() if k not in RESUME_FREE}
+        blob = json.dumps({"search": search, "dataset": dataset_key}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def differences(self, stored: dict[str, Any]) -> list[str]:

@@ -120,13 +120,15 @@ if mode == "Job":
         ids,
         index=ids.index(wanted) if wanted in ids else 0,
         key="job_pick",
+        # No status in the label: the live part below refreshes, this box would keep a stale one.
         format_func=lambda i: (
-            f"#{i} · {all_jobs[ids.index(i)].kind} · {all_jobs[ids.index(i)].status}"
+            f"#{i} · {all_jobs[ids.index(i)].kind} · started "
+            + all_jobs[ids.index(i)].created_at[:16].replace("T", " ")
         ),
     )
     st.session_state["job_id"] = chosen
 else:
-    run = pick_run(runs, key="monitor_run")
+    run = pick_run(runs, key="monitor_run", with_status=False)
     if run is None:
         st.info("No runs yet.")
         st.stop()
@@ -144,6 +146,7 @@ def live(job_id: int | None, run_id: str | None) -> None:
         if run_id is None:
             st.caption("The job has not created a run yet.")
             return
+        st.session_state["run_id"] = run_id  # Results and Command center open the job's run
     run_view(s, run_id)
 
 

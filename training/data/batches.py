@@ -4,6 +4,12 @@ A batch is a fancy-indexed slice of the memmap: once the file is in the page cac
 memory copy, the same as slicing an in-memory array. Indices are sorted inside a batch so reads
 stay sequential on disk (the order of samples within a training batch does not matter to SGD);
 unshuffled batches keep the given order, so predictions line up with the rows asked for.
+
+Under data-parallel training every batch must split evenly over the devices, so a short last
+batch is padded. Shuffled (training) batches take real images from the start of the epoch's order,
+a few seen twice an epoch, as a full batch would be drawn (zero-weight copies would still enter
+BatchNorm's batch statistics). Evaluation batches repeat a row at sample weight 0 (no metric
+changes) and :meth:`ImageBatches.trim` drops their predictions.
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ import math
 
 import keras
 import numpy as np
+
+from training.parallel import batch_multiple
 
 
 class ImageBatches(keras.utils.PyDataset):
@@ -37,6 +45,7 @@ class ImageBatches(keras.utils.PyDataset):
         self.sample_weights = sample_weights
         self._rng = np.random.default_rng(seed)
         self._order = self._next_order()
+        self.multiple = batch_multiple()
 
     def _next_order(self) -> np.ndarray:
         if self.shuffle:
@@ -50,11 +59,29 @@ class ImageBatches(keras.utils.PyDataset):
         rows = self._order[index * self.batch_size : (index + 1) * self.batch_size]
         if self.shuffle:
             rows = np.sort(rows)  # sequential reads; callers of unshuffled batches keep order
+        weights = None
+        if self.sample_weights is not None or self.multiple > 1:
+            weights = self._weights(rows)  # under data parallelism: the same structure each step
+        short = -len(rows) % self.multiple
+        if short and self.shuffle:
+            extra = self._order[:short]
+            weights = np.concatenate([weights, self._weights(extra)])
+            rows = np.concatenate([rows, extra])
+        elif short:
+            weights = np.concatenate([weights, np.zeros(short, np.float32)])
+            rows = np.concatenate([rows, np.repeat(rows[:1], short)])
         x = np.asarray(self.images[rows])
         y = self.labels[rows]
-        if self.sample_weights is not None:
-            return x, y, self.sample_weights[y].astype(np.float32)
-        return x, y
+        return (x, y) if weights is None else (x, y, weights)
+
+    def _weights(self, rows: np.ndarray) -> np.ndarray:
+        if self.sample_weights is None:
+            return np.ones(len(rows), np.float32)
+        return self.sample_weights[self.labels[rows]].astype(np.float32)
+
+    def trim(self, outputs: np.ndarray) -> np.ndarray:
+        """Predictions of exactly the rows asked for (padding rows dropped)."""
+        return np.asarray(outputs)[: len(self.indices)]
 
     def on_epoch_end(self) -> None:
         self._order = self._next_order()

@@ -1,0 +1,350 @@
+"""The web app end to end in a real browser: upload a zip, launch a tiny search, read its results.
+
+A Streamlit server on a free loopback port, Debian's ``chromium`` driven by Playwright's Python
+package (``executable_path``: no browser download). The test uploads a tiny zip on Datasets,
+launches a tiny search (VGG16 without weights at 32 px, two trials, no fine-tune epochs) on
+Launch, follows the job on Monitor until it completes, reads the Results page, and visits every
+page, saving a full-page screenshot of each under ``tests/artifacts/`` (ignored by git).
+Skipped only when Playwright or chromium is missing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.cli_process import ROOT
+from tests.imagegen import class_image, make_image_folder, zip_folder
+from training import jobs
+from training.runs import RunStore
+
+pytestmark = pytest.mark.slow  # trains a (tiny) search through the app
+
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SEARCH_TIMEOUT_S = 300
+PAGE_TIMEOUT_MS = 90_000  # a page's first run may import Keras (Launch, Predict, Architecture)
+# Idle: no script run in progress and no element still drawn as a loading skeleton.
+IDLE_JS = """() => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    return app !== null && app.getAttribute("data-test-script-state") === "notRunning"
+        && document.querySelector('[data-testid="stSkeleton"]') === null;
+}"""
+EXCEPTION = '[data-testid="stException"]'
+
+
+def chromium_path() -> str | None:
+    for candidate in (shutil.which("chromium"), "/usr/bin/chromium"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path, babysitter_home):
+    """``streamlit run app/streamlit_app.py`` on a loopback port, its own store; its URL."""
+    port = free_port()
+    log = (tmp_path / "streamlit.log").open("wb")
+    env = {**os.environ, "BABYSITTER_HOME": str(babysitter_home)}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app/streamlit_app.py",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+            "--server.fileWatcherType",
+            "none",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: teardown stops all of it
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, (tmp_path / "streamlit.log").read_text()[-3000:]
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
+                    if reply.read().strip() == b"ok":
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "the Streamlit server did not become healthy"
+            time.sleep(0.25)
+        yield url
+    finally:
+        store = RunStore(babysitter_home)
+        for job in jobs.list_jobs(store, status="running"):  # a failed test leaves no trainer
+            jobs.cancel(store, job.id, grace_s=5)
+        _stop(proc)
+        log.close()
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+@pytest.fixture
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed")
+    executable = chromium_path()
+    if executable is None:
+        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
+    with sync_api.sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def settle(page) -> None:
+    """Wait until the script run that the last action started has finished and is drawn.
+
+    The rerun starts within about 100 ms of the action; idle must also hold twice in a row,
+    since lazily loaded elements are drawn as skeletons for a moment after the run ends.
+    """
+    page.wait_for_timeout(400)
+    for _ in range(2):
+        page.wait_for_function(IDLE_JS, timeout=PAGE_TIMEOUT_MS, polling=100)
+        page.wait_for_timeout(200)
+    page.wait_for_function(IDLE_JS, timeout=PAGE_TIMEOUT_MS, polling=100)
+
+
+def go(page, title: str, heading: str | None = None) -> None:
+    """Open a page from the sidebar (same session) and wait for its title and an idle script."""
+    links = page.locator('[data-testid="stSidebarNavLink"]')
+    links.filter(has=page.get_by_text(title, exact=True)).click()
+    main = page.locator('[data-testid="stMain"]')
+    main.locator("h1", has_text=heading or title).wait_for(timeout=PAGE_TIMEOUT_MS)
+    settle(page)
+
+
+def shoot(page, name: str) -> Path:
+    """A full-page screenshot of the page as it is now, after checking it raised nothing."""
+    errors = page.locator(EXCEPTION)
+    assert errors.count() == 0, f"{name}: {errors.first.inner_text()}"
+    path = ARTIFACTS / f"{name}.png"
+    # The app scrolls inside its main section, not the document: grow the window to the
+    # section's height for the screenshot, then put it back.
+    viewport = page.viewport_size
+    height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+    page.set_viewport_size({"width": viewport["width"], "height": max(height, viewport["height"])})
+    try:
+        page.wait_for_timeout(300)  # charts re-measure their container
+        page.wait_for_function(IDLE_JS, polling=100)
+        page.screenshot(path=str(path), full_page=True)
+    finally:
+        page.set_viewport_size(viewport)
+    return path
+
+
+def choose(page, label: str, option: str) -> None:
+    """Pick an option of a select box or multiselect by typing it, then close its list."""
+    box = page.get_by_label(label, exact=True)
+    box.click()
+    box.fill(option)
+    page.get_by_role("option", name=option, exact=True).click()
+    settle(page)
+    if page.get_by_role("listbox").count():  # a multiselect stays open for more picks
+        page.keyboard.press("Escape")
+        page.get_by_role("listbox").wait_for(state="detached")
+
+
+def set_number(page, label: str, value: int) -> None:
+    field = page.get_by_label(label, exact=True)
+    field.fill(str(value))
+    field.press("Enter")
+    settle(page)
+
+
+def test_upload_launch_follow_and_read_results_in_chromium(server, browser, tmp_path):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for old in ARTIFACTS.glob("*.png"):
+        old.unlink()
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
+    try:
+        walk(page, server, tmp_path)
+    except BaseException:
+        with contextlib.suppress(Exception):  # what the browser showed when it went wrong
+            page.screenshot(path=str(ARTIFACTS / "failure.png"), full_page=True)
+        raise
+
+
+def walk(page, server: str, tmp_path: Path) -> None:
+    data = make_image_folder(tmp_path / "data", {"cat": 12, "dog": 12}, size=32)
+    archive = zip_folder(data, tmp_path / "pets.zip", top_level="pets")
+    probe = tmp_path / "probe.png"
+    class_image(0, 99, 32).save(probe)
+    shots: list[Path] = []
+
+    page.goto(server)
+    page.locator('[data-testid="stMain"] h1', has_text="Runs").wait_for()
+    settle(page)
+    assert "No runs yet" in page.inner_text('[data-testid="stMain"]')
+    shots.append(shoot(page, "runs-empty"))
+
+    # Datasets: upload the zip through the file uploader, unpack and audit it.
+    go(page, "Datasets")
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(archive)
+    page.get_by_role("button", name="Unpack and audit").click()
+    page.get_by_text("Unpacked to").wait_for()
+    settle(page)
+    metrics = page.locator('[data-testid="stMetricValue"]')
+    assert metrics.nth(0).inner_text() == "2" and metrics.nth(1).inner_text() == "24"
+    assert page.get_by_text("Trainable.").count() == 1
+    shots.append(shoot(page, "datasets"))
+
+    # Launch: a tiny search on the uploaded dataset.
+    go(page, "Launch", "Launch a search")
+    main = page.locator('[data-testid="stMain"]')
+    assert "pets" in page.get_by_label("Dataset", exact=True).input_value()
+    remove = main.locator('button[aria-label^="Remove "]')  # the default backbone's tag
+    while remove.count():
+        remove.first.click()
+        settle(page)
+    choose(page, "Backbones", "VGG16")
+    choose(page, "Weights", "none")
+    for label, value in (
+        ("Image size", 32),
+        ("Batch size", 8),
+        ("Trials", 2),
+        ("Stages", 1),
+        ("Head epochs", 1),
+        ("Fine-tune epochs", 0),
+        ("Top K fine-tuned", 1),
+    ):
+        set_number(page, label, value)
+    flags = [
+        "--backbone VGG16",
+        "--weights none",
+        "--image-size 32",
+        "--trials 2",
+        "--stages 1",
+        "--epochs-head 1",
+        "--epochs-finetune 0",
+        "--top-k 1",
+    ]
+    with contextlib.suppress(Exception):  # the last rerun may still be on its way: wait for it
+        page.wait_for_function(
+            """flags => {
+                const code = document.querySelector('[data-testid="stCode"]');
+                return code !== null && flags.every(flag => code.innerText.includes(flag));
+            }""",
+            arg=flags,
+            timeout=10_000,
+        )
+    command = main.locator('[data-testid="stCode"]').first.inner_text()
+    for flag in flags:
+        assert flag in command, command
+    main.locator('[data-testid="stBaseButton-primary"]', has_text="Launch").click()
+    page.get_by_text(re.compile(r"Started job \d+")).wait_for()
+    settle(page)
+    shots.append(shoot(page, "launch"))
+
+    # Monitor: follow the job until its status reads completed (the view refreshes itself).
+    go(page, "Monitor")
+    status = page.locator(
+        '[data-testid="stMain"] p', has_text=re.compile(r"Job \d+ · tuner search")
+    )
+    status.first.wait_for()
+    deadline = time.monotonic() + SEARCH_TIMEOUT_S
+    while "· running" in (text := status.first.inner_text()):
+        assert time.monotonic() < deadline, f"search still running: {text}\n{_job_log()}"
+        page.wait_for_timeout(1000)
+    assert "· completed" in text, f"{text}\n{_job_log()}"
+    page.get_by_text(re.compile(r"Trials 2 / 2")).wait_for()
+    # The job picker is not redrawn by the live part: it must not show a status gone stale.
+    picked = page.get_by_role("combobox", name="Job", exact=True).input_value()
+    assert picked.startswith("#1 · tuner search · started") and "running" not in picked, picked
+    settle(page)
+    shots.append(shoot(page, "monitor"))
+
+    # Results: the finished search's best trial, diagnosis, confusion matrix and model.
+    (search,) = RunStore().list_runs(kind="search")
+    go(page, "Results")
+    assert search.id in page.get_by_label("Run", exact=True).input_value()  # the job's run
+    body = page.locator('[data-testid="stMain"]')
+    headings = body.locator('[data-testid="stHeadingWithActionElements"]').all_inner_texts()
+    text = "\n".join(headings)
+    assert "Best trial: s1-" in text, headings
+    assert "Diagnosis and advice" in text
+    assert re.search(r"Validation: confusion matrix \(\d+ images\)", text), headings
+    assert body.locator('[data-testid="stVegaLiteChart"]').count() >= 1
+    assert page.get_by_role("button", name="Download model (.keras)").count() == 1
+    shots.append(shoot(page, "results"))
+
+    # Every other page, with the finished run in the store.
+    go(page, "Runs")
+    assert page.locator('[data-testid="stDataFrame"]').count() == 2  # runs and jobs
+    shots.append(shoot(page, "runs"))
+    go(page, "Command center")
+    assert page.get_by_text("stage 1:").count() >= 1
+    shots.append(shoot(page, "command_center"))
+    go(page, "Predict")
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(probe)
+    page.get_by_text(re.compile(r"^(cat|dog) \(\d+\.\d%\)$")).first.wait_for()
+    settle(page)
+    shots.append(shoot(page, "predict"))
+    go(page, "Architecture")
+    page.locator('[data-testid="stMetricValue"]').first.wait_for()
+    shots.append(shoot(page, "architecture"))
+    go(page, "Datasets")
+    shots.append(shoot(page, "datasets-again"))
+
+    for path in shots:
+        assert path.is_file() and path.stat().st_size > 10_000, path
+    assert RunStore().get_run(search.id).status == "completed"
+
+
+def _job_log() -> str:
+    store = RunStore()
+    found = jobs.list_jobs(store)
+    return jobs.log_tail(found[0])[-3000:] if found else "(no job)"
