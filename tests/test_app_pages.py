@@ -259,6 +259,17 @@ def test_results_confusion_matrix_mistakes_and_model_download(home, made):
         assert at.get("image")
 
 
+def test_results_converts_the_model_to_tflite_for_download(home, made):
+    pytest.importorskip("tensorflow")
+    at = page("results", run_id=made["train"].id)
+    at.button(key="convert_tflite").click().run(timeout=600)
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert labels == ["Download model (.keras)", "Download model (.tflite)"]
+    exported = RunStore().artifact(made["train"].id, "model").parent / "export" / "model.tflite"
+    assert exported.stat().st_size > 10_000
+
+
 def test_predict_top_k_for_an_uploaded_image(home, made):
     at = page("predict", run_id=made["train"].id)
     buffer = io.BytesIO()

@@ -43,6 +43,13 @@ def test_a_loss_that_never_falls_fails_and_blames_the_model_not_the_rate():
     assert finding.action is None
 
 
+def test_a_loss_that_falls_only_a_little_warns_without_narrowing_the_search():
+    weak = np.linspace(1.4, 1.33, 100)  # 5% lower by the end: weak features, not a broken model
+    finding = analyse_sweep(RATES, weak)
+    assert finding.status == "warn"
+    assert "pretrained" in finding.advice and finding.action is None
+
+
 def test_a_loss_that_explodes_at_once_fails():
     losses = np.array([2.3, 2.4, 9.0, np.nan])
     finding = analyse_sweep(RATES[:4], losses)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import streamlit as st
@@ -10,7 +13,24 @@ from app.analysis import confusion, load_predictions, per_class, safe_image, wor
 from app.charts import confusion_chart, curves_chart, gap_chart
 from app.common import pick_run, show_findings, store
 
+ROOT = Path(__file__).resolve().parents[2]
 AUDIT_CHECKS = {"leakage", "class_balance", "too_few_images"}
+
+
+def export_tflite(run_id: str) -> str | None:
+    """``training export RUN --format tflite`` in a TensorFlow process; the error, or None."""
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+    command = [sys.executable, "-m", "training", "export", run_id, "--format", "tflite"]
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=900
+        )
+    except subprocess.TimeoutExpired:
+        return "the converter ran for more than 15 minutes."
+    if done.returncode:
+        return (done.stderr.strip().splitlines() or ["unknown error"])[-1]
+    return None
+
 
 st.title("Results")
 s = store()
@@ -88,7 +108,8 @@ else:
 
 model = s.artifact(run.id, "model")
 if model.is_file():
-    st.download_button(
+    keras_col, tflite_col = st.columns(2)
+    keras_col.download_button(
         "Download model (.keras)",
         data=model.read_bytes(),
         file_name=f"{run.id}.keras",
@@ -96,3 +117,20 @@ if model.is_file():
         icon=":material/download:",
         key="download_model",
     )
+    tflite = model.parent / "export" / "model.tflite"
+    if not tflite.is_file() and tflite_col.button(
+        "Convert to TFLite", icon=":material/smartphone:", key="convert_tflite"
+    ):
+        with st.spinner("Converting with TensorFlow's LiteRT converter…"):
+            error = export_tflite(run.id)
+        if error:
+            tflite_col.error(f"TFLite export failed: {error}")
+    if tflite.is_file():
+        tflite_col.download_button(
+            "Download model (.tflite)",
+            data=tflite.read_bytes(),
+            file_name=f"{run.id}.tflite",
+            mime="application/octet-stream",
+            icon=":material/download:",
+            key="download_tflite",
+        )

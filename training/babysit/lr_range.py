@@ -101,6 +101,18 @@ def analyse_sweep(rates: np.ndarray, losses: np.ndarray) -> Finding:
     valid = curve[:end]
     lowest = int(np.argmin(valid))
     drop = (start - valid[lowest]) / max(start, 1e-12)
+    if LR_FLAT_DROP <= drop < LR_MIN_DROP:
+        return Finding(
+            "lr_range",
+            "warn",
+            measured=f"lowest loss only {drop:.1%} below the start over lr "
+            f"{rates[0]:.1e}…{rates[end - 1]:.1e}",
+            expected=f"a fall of at least {LR_MIN_DROP:.0%} somewhere in the sweep",
+            advice="The loss falls a little, at no rate clearly: the backbone's features barely "
+            "separate these classes (random weights, or images unlike its training data). Prefer "
+            "pretrained weights; the search keeps its default learning-rate range.",
+            evidence=evidence,
+        )
     if drop < LR_MIN_DROP:
         return Finding(
             "lr_range",
