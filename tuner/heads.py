@@ -194,8 +194,17 @@ class HeadTrainer:
                 metrics=["accuracy"],
                 steps_per_execution=steps,
             )
+            self._warm_up(model)
             self._models[key] = model
         return self._models[key]
+
+    def _warm_up(self, model: keras.Model) -> None:
+        """One fit at learning rate 0 before the first trial: on JAX a model's first ``fit``
+        (optimizer built, functions traced) trains slightly differently from later ones, and a
+        trial's result must not depend on whether its model was new."""
+        targets = self._targets(self.train_y, 0.0)
+        model.optimizer.learning_rate.assign(0.0)
+        model.fit(self.train_x, targets, batch_size=self.batch_size, epochs=1, verbose=0)
 
     def _reset(self, model: keras.Model, hp: HeadHyperparameters, seed: int) -> float:
         """Fresh weights (the initializers of a new head), zeroed optimizer, this trial's knobs.
