@@ -231,17 +231,15 @@ def _phase_head(config, clf, data, store, run_id, weights, jit, watch, verbose, 
     echo(f"Phase 1: training the head for {config.epochs_head} epochs (backbone frozen).")
     _compile(clf.head, config, config.lr, jit)
     logger = RunLogger(store, run_id, "head")
-    train_labels, val_labels = data.labels("train"), data.labels("val")
     train_batches = ImageBatches(
         train_x,
-        train_labels,
-        np.arange(len(train_labels)),
-        config.batch_size,
+        data.labels("train"),
+        batch_size=config.batch_size,
         shuffle=True,
         seed=config.seed,
         sample_weights=weights,
     )
-    val_batches = ImageBatches(val_x, val_labels, np.arange(len(val_labels)), config.batch_size)
+    val_batches = ImageBatches(val_x, data.labels("val"), batch_size=config.batch_size)
     clf.head.fit(
         train_batches,
         validation_data=val_batches if len(val_x) else None,

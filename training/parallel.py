@@ -5,8 +5,9 @@ so N GPUs train one model about N times as fast. Keras implements this distribut
 under TensorFlow it is refused with a clear message rather than silently run on one device.
 
 Every batch must split evenly, the last one of an epoch included: :class:`ImageBatches` pads a
-short last batch to a multiple of the device count with zero-weight rows (see
-:func:`batch_multiple`), and callers trim predictions back to the rows they asked for.
+short last batch to a multiple of :func:`batch_multiple` (training batches with other real
+images, evaluation batches with zero-weight rows), and callers trim predictions back to the rows
+they asked for.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def data_parallel(setting: int | str, batch_size: int) -> Iterator[int]:
             f"of {n}, e.g. --batch-size {batch_size + n - batch_size % n}."
         )
     with keras.distribution.DataParallel(devices=devices).scope():
-        yield len(devices)
+        yield n
 
 
 def batch_multiple() -> int:

@@ -25,13 +25,6 @@ def available() -> bool:
     return summary_v2 is not None
 
 
-def _write(folder: Path, summaries: list, step: int = 0) -> None:
-    writer = EventFileWriter(str(folder))
-    for summary in summaries:
-        writer.add_event(event_pb2.Event(wall_time=time.time(), step=step, summary=summary))
-    writer.close()
-
-
 def _plain(value):
     return value if isinstance(value, bool | int | float | str) else str(value)
 
@@ -42,12 +35,11 @@ def log_trial(
     """One HParams session: the trial's hyperparameters, its per-epoch metrics, its status."""
     if summary_v2 is None:
         return
-    folder = Path(logdir) / trial_id
     hparams = {k: _plain(v) for k, v in hyperparameters.items()}
     hparams["status"] = status
-    summaries = [summary_v2.hparams_pb(hparams, trial_id=trial_id)]
-    _write(folder, summaries)
-    writer = EventFileWriter(str(folder))
+    writer = EventFileWriter(str(Path(logdir) / trial_id))
+    session = summary_v2.hparams_pb(hparams, trial_id=trial_id)
+    writer.add_event(event_pb2.Event(wall_time=time.time(), step=0, summary=session))
     for entry in history:
         values = [
             summary_pb2.Summary.Value(tag=name, simple_value=float(entry[name]))

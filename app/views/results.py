@@ -32,6 +32,18 @@ def export_tflite(run_id: str) -> str | None:
     return None
 
 
+def download(column, path: Path, file_name: str, mime: str) -> None:
+    suffix = Path(file_name).suffix
+    column.download_button(
+        f"Download model ({suffix})",
+        data=path.read_bytes(),
+        file_name=file_name,
+        mime=mime,
+        icon=":material/download:",
+        key=f"download_{suffix.lstrip('.')}",
+    )
+
+
 st.title("Results")
 s = store()
 runs = [r for r in s.list_runs() if r.status == "completed" and r.kind in ("train", "search")]
@@ -106,17 +118,11 @@ else:
                 f"({m['confidence']:.0%})"
             )
 
+
 model = s.artifact(run.id, "model")
 if model.is_file():
     keras_col, tflite_col = st.columns(2)
-    keras_col.download_button(
-        "Download model (.keras)",
-        data=model.read_bytes(),
-        file_name=f"{run.id}.keras",
-        mime="application/zip",
-        icon=":material/download:",
-        key="download_model",
-    )
+    download(keras_col, model, f"{run.id}.keras", "application/zip")
     tflite = model.parent / "export" / "model.tflite"
     if not tflite.is_file() and tflite_col.button(
         "Convert to TFLite", icon=":material/smartphone:", key="convert_tflite"
@@ -126,11 +132,4 @@ if model.is_file():
         if error:
             tflite_col.error(f"TFLite export failed: {error}")
     if tflite.is_file():
-        tflite_col.download_button(
-            "Download model (.tflite)",
-            data=tflite.read_bytes(),
-            file_name=f"{run.id}.tflite",
-            mime="application/octet-stream",
-            icon=":material/download:",
-            key="download_tflite",
-        )
+        download(tflite_col, tflite, f"{run.id}.tflite", "application/octet-stream")
