@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
+from app.analysis import safe_image
+from training.babysit.advice import render
 from training.babysit.findings import format_value
 from training.runs import Run, RunStore
 
@@ -79,6 +82,9 @@ def show_findings(findings: list[dict[str, Any]], only_problems: bool = False) -
         )
         if status != "ok" and f.get("advice"):
             text += f"\n\n{f['advice']}"
+        change = render(f.get("action"), style="app")
+        if change:
+            text += f"\n\n**Suggested change:** {change}"
         box = {"ok": st.success, "warn": st.warning, "fail": st.error}.get(status, st.info)
         box(text, icon=STATUS_ICON.get(status))
 
@@ -139,3 +145,47 @@ def dataset_picker(s: RunStore, key: str, empty_hint: str) -> str:
     )
     st.session_state["dataset"] = choice
     return choice
+
+
+def show_label_suspects(
+    finding: Mapping[str, Any] | None, root: str | Path, columns: int = 4
+) -> None:
+    """A "Possible label errors" gallery of a ``label_noise`` finding's suspects (nothing when it
+    lists none): each training image with its given → predicted class and the confidence.
+
+    ``root`` is the dataset the run read (``run.dataset``); the suspects' files are relative to
+    it, and one that resolves outside it or no longer exists is captioned without a thumbnail.
+    Under a subheader when the finding warns or fails; folded away when it is ok.
+    """
+    evidence = (finding or {}).get("evidence") or {}
+    suspects = evidence.get("suspects") or []
+    if not suspects:
+        return
+    total = evidence.get("train_suspects") or len(suspects)
+    title = f"Possible label errors ({total})"
+    shown = f"The {len(suspects)} likeliest of {total}" if total > len(suspects) else "The"
+    note = (
+        f"{shown} training images whose label the backbone features contradict (out-of-fold "
+        "confident learning), likeliest first. Move a misfiled image to its class folder, or "
+        "delete it, then train again."
+    )
+    if finding.get("status", "ok") == "ok":
+        box = st.expander(title)
+    else:
+        st.subheader(title)
+        box = st.container()
+    with box:
+        st.caption(note)
+        cols = st.columns(columns)
+        for i, suspect in enumerate(suspects):
+            rel = suspect.get("file")
+            with cols[i % columns]:
+                image = safe_image(Path(root), rel) if rel else None
+                if image is not None:
+                    st.image(str(image), width=128)
+                name = rel or f"training row {suspect.get('row')}"
+                confidence = suspect.get("confidence")
+                sure = f" ({confidence:.0%})" if isinstance(confidence, int | float) else ""
+                st.caption(
+                    f"{name}: **{suspect.get('given')}** → **{suspect.get('predicted')}**{sure}"
+                )

@@ -6,7 +6,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 PALETTE = [(220, 40, 40), (40, 200, 60), (40, 80, 220), (230, 200, 30), (160, 40, 200)]
 
@@ -18,6 +18,57 @@ def class_image(class_index: int, seed: int, size: int = 16) -> Image.Image:
     noise = rng.normal(0, 40, size=(size, size, 3))
     pixels = np.clip(base + noise, 0, 255).astype(np.uint8)
     return Image.fromarray(pixels, "RGB")
+
+
+def photo_image(seed: int, size: int = 96) -> Image.Image:
+    """A smooth, photo-like image: perceptual hashes are stable for it, unlike pure noise."""
+    rng = np.random.default_rng(seed)
+    coarse = Image.fromarray(rng.integers(0, 255, (6, 6, 3), dtype=np.uint8))
+    return coarse.resize((size, size), Image.Resampling.BICUBIC)
+
+
+SHAPES = ("circle", "square", "stripes")
+
+
+def shape_image(class_index: int, seed: int, size: int = 48, noise: float = 20.0) -> Image.Image:
+    """A look-alike: the class's shape in the class's colour, jittered, with its own noise.
+
+    Images of a class share a layout, so their perceptual hashes often sit within a few bits,
+    yet each is drawn separately (position, size, phase, noise): none is a duplicate.
+    """
+    rng = np.random.default_rng([class_index, seed])
+    big = size * 4  # drawn large, then box-downsampled: antialiased edges
+    mask = Image.new("L", (big, big), 0)
+    draw = ImageDraw.Draw(mask)
+    r = big * rng.uniform(0.22, 0.3)
+    cx, cy = big / 2 + rng.uniform(-0.1, 0.1, 2) * big
+    shape = SHAPES[class_index % len(SHAPES)]
+    if shape == "circle":
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=255)
+    elif shape == "square":
+        draw.rectangle((cx - r, cy - r, cx + r, cy + r), fill=255)
+    else:
+        period = big * rng.uniform(0.22, 0.28)
+        for x0 in np.arange(rng.uniform(0, period) - period, big, period):
+            draw.rectangle((x0, 0, x0 + period / 2, big), fill=255)
+    alpha = np.asarray(mask.resize((size, size), Image.Resampling.BOX), np.float32)[..., None]
+    alpha /= 255.0
+    colour = np.array(PALETTE[class_index % len(PALETTE)], np.float32)
+    pixels = 235.0 * (1 - alpha) + colour * alpha + rng.normal(0, noise, (size, size, 3))
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+
+
+def make_shapes_folder(root: Path, splits: dict[str, int], size: int = 48) -> Path:
+    """``root/split/{circle,square,stripes}/*.png``: ``splits[split]`` look-alikes per class."""
+    seed = 0
+    for split, count in splits.items():
+        for class_index, name in enumerate(SHAPES):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for _ in range(count):
+                seed += 1
+                shape_image(class_index, seed, size).save(folder / f"img_{seed:04d}.png")
+    return root
 
 
 def make_image_folder(

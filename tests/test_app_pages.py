@@ -18,7 +18,13 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.cli_process import ROOT, cli_env
-from tests.imagegen import class_image, make_image_folder, zip_folder
+from tests.imagegen import (
+    class_image,
+    make_image_folder,
+    make_shapes_folder,
+    photo_image,
+    zip_folder,
+)
 from training import jobs
 from training.runs import RunStore
 
@@ -141,6 +147,44 @@ def test_datasets_folder_shows_unreadable_files_duplicates_and_imbalance(home, t
     body = texts(at)
     assert "duplicate" in body and "copy.png" in body
     assert "imbalanced" in body
+
+
+def test_datasets_shows_leaking_pairs_side_by_side_with_their_evidence(tmp_path, monkeypatch):
+    monkeypatch.setenv("BABYSITTER_HOME", str(tmp_path / "home"))  # no trained runs needed
+    root = make_shapes_folder(tmp_path / "shapes", {"train": 10, "val": 4})
+    photo_image(3).save(root / "train" / "circle" / "photo.png")
+    photo_image(3).resize((64, 64)).save(root / "val" / "circle" / "photo.jpg", quality=80)
+    shutil.copy(root / "train" / "square" / "img_0011.png", root / "val" / "square" / "copy.png")
+    at = page("datasets")
+    at.text_input(key="folder").input(str(root)).run()
+    at.button(key="add_folder").click().run()
+    assert not at.exception
+    body = texts(at)
+    assert "leak (exact)" in body and "val/square/copy.png (val)" in body
+    assert "leak (near)" in body and "val/circle/photo.jpg (val)" in body
+    assert "hash distance" in body and "thumbnail difference" in body
+    assert body.count("leak (") == 2  # the look-alike shapes are not shown as leaks
+
+
+def test_datasets_shows_the_latest_checks_possible_label_errors(tmp_path, monkeypatch):
+    import numpy as np
+
+    from bench import zoo_data
+    from training.babysit.gate import run_gate
+    from training.config import TrainConfig
+
+    monkeypatch.setenv("BABYSITTER_HOME", str(tmp_path / "home"))
+    root = zoo_data.make_lookalike(tmp_path / "shapes", 20, 10, size=32)
+    zoo_data.relabel_training(root, 1.0, np.random.default_rng(0))
+    config = TrainConfig(data=str(root), backbone="VGG16", weights="none", image_size=32)
+    run_gate(config, verbose=0, echo=lambda m: None)
+    at = page("datasets")
+    at.text_input(key="folder").input(str(root)).run()
+    at.button(key="add_folder").click().run()
+    assert not at.exception
+    assert any("Possible label errors" in h.value for h in at.subheader)
+    body = texts(at)
+    assert "training labels" in body and "→" in body and len(at.get("image")) > 3
 
 
 def test_launch_starts_the_search_command_shown_as_a_job(home, made):

@@ -6,7 +6,9 @@ import json
 import shutil
 from pathlib import Path
 
-from tests.imagegen import make_image_folder
+from PIL import Image
+
+from tests.imagegen import make_image_folder, make_shapes_folder, photo_image
 from training.babysit.audit_findings import LEAK_PAIRS_SHOWN, audit_findings
 from training.babysit.findings import worst_status
 from training.data.audit import audit_dataset
@@ -66,9 +68,58 @@ def test_a_train_image_copied_into_val_is_leakage(tmp_path):
             "copy": copied[0],
             "copy_split": "val",
             "kind": "exact",
+            "hash_distance": 0,
+            "pixel_diff": 0.0,
         }
     ]
     assert "train command" in leakage.advice and "one side" in leakage.advice
+
+
+def test_look_alike_images_across_splits_are_not_leakage(tmp_path):
+    """The reported false alarm: separately drawn shapes whose perceptual hashes sit close."""
+    root = make_shapes_folder(tmp_path / "shapes", {"train": 30, "val": 10})
+    leakage = findings(root)["leakage"]
+    assert leakage.status == "ok" and leakage.measured == 0, leakage.advice
+    assert leakage.evidence["pairs"] == [] and leakage.evidence["duplicate_groups"] == 0
+
+
+def test_a_resized_jpeg_copy_in_val_is_near_leakage_and_warns(tmp_path):
+    root = make_shapes_folder(tmp_path / "shapes", {"train": 30, "val": 10})
+    photo_image(7).save(root / "train" / "circle" / "photo.png")
+    photo_image(7).resize((64, 64), Image.Resampling.LANCZOS).save(
+        root / "val" / "circle" / "photo_small.jpg", quality=75
+    )
+    leakage = findings(root)["leakage"]
+    assert leakage.status == "warn" and leakage.measured == 1
+    assert (leakage.evidence["exact"], leakage.evidence["near"]) == (0, 1)
+    (pair,) = leakage.evidence["pairs"]
+    assert pair["original"] == "train/circle/photo.png"
+    assert pair["copy"] == "val/circle/photo_small.jpg" and pair["kind"] == "near"
+    assert pair["hash_distance"] <= 4 and 0 < pair["pixel_diff"] <= 10
+    assert "nearly copy" in leakage.advice and "'near'" in leakage.advice
+    assert "exactly" not in leakage.advice
+
+
+def test_byte_and_pixel_identical_copies_fail_as_exact(tmp_path):
+    root = make_shapes_folder(tmp_path / "shapes", {"train": 30, "val": 10})
+    photo_image(7).save(root / "train" / "square" / "photo.png")
+    photo_image(7).resize((64, 64)).save(root / "val" / "square" / "near.jpg", quality=90)
+    source = sorted((root / "train" / "circle").iterdir())[0]
+    shutil.copy(source, root / "val" / "circle" / "byte_copy.png")
+    Image.open(source).save(root / "val" / "circle" / "resaved.png", compress_level=0)
+    leakage = findings(root)["leakage"]
+    assert leakage.status == "fail" and leakage.measured == 3
+    assert (leakage.evidence["exact"], leakage.evidence["near"]) == (2, 1)
+    kinds = [
+        (p["copy"], p["kind"], p["hash_distance"], p["pixel_diff"])
+        for p in leakage.evidence["pairs"]
+    ]
+    assert kinds[:2] == [
+        ("val/circle/byte_copy.png", "exact", 0, 0.0),
+        ("val/circle/resaved.png", "exact", 0, 0.0),
+    ]
+    assert kinds[2][:2] == ("val/square/near.jpg", "near")
+    assert "exactly the same pixels" in leakage.advice and "nearly copy" in leakage.advice
 
 
 def test_leaked_pairs_in_the_evidence_are_capped(tmp_path):

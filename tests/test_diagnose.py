@@ -19,6 +19,20 @@ from training.babysit.diagnose import (
 from training.babysit.findings import Finding, worst_status
 
 NAN, INF = math.nan, math.inf
+SETTINGS = {
+    "weights": "imagenet",
+    "l2": 0.0,
+    "dropout": 0.2,
+    "head_units": 0,
+    "epochs_head": 10,
+    "epochs_finetune": 5,
+    "unfreeze": None,
+}
+"""A run's config as ``train`` passes it (the defaults of ``TrainConfig``)."""
+
+
+def act(op, param, start, to):
+    return {"op": op, "param": param, "from": start, "to": to}
 
 
 def history(losses, val_losses=None, accuracy=None, lr=1e-3):
@@ -97,7 +111,7 @@ CURVES = [
         "head",
         "high_plateau",
         "warn",
-        {"op": "lower", "hyperparameter": "lr", "factor": 3.0},
+        act("lower", "lr", 1e-3, 0.000333),
     ),
     (
         "phase 2 rate destroys the features, then plateaus",
@@ -107,7 +121,7 @@ CURVES = [
         "finetune",
         "high_plateau",
         "warn",
-        {"op": "lower", "hyperparameter": "finetune_lr", "factor": 3.0},
+        act("lower", "finetune_lr", 1e-3, 0.000333),
     ),
     (
         "noisy",
@@ -117,7 +131,7 @@ CURVES = [
         "head",
         "noisy",
         "warn",
-        {"op": "lower", "hyperparameter": "lr", "factor": 3.0},
+        act("lower", "lr", 1e-3, 0.000333),
     ),
     ("late start", LATE_START_10, None, 10, "head", "late_start", "warn", None),
     (
@@ -128,7 +142,7 @@ CURVES = [
         "head",
         "still_falling",
         "warn",
-        {"op": "train_longer", "hyperparameter": "epochs_head", "factor": 2.0},
+        act("raise", "epochs_head", 6, 12),
     ),
     (
         "still falling in phase 2, no validation",
@@ -138,7 +152,7 @@ CURVES = [
         "finetune",
         "still_falling",
         "warn",
-        {"op": "train_longer", "hyperparameter": "epochs_finetune", "factor": 2.0},
+        act("raise", "epochs_finetune", 4, 8),
     ),
     (
         "flat: learning rate too low",
@@ -148,7 +162,7 @@ CURVES = [
         "head",
         "flat",
         "warn",
-        {"op": "raise", "hyperparameter": "lr", "factor": 10.0},
+        act("raise", "lr", 1e-3, 0.01),
     ),
     (
         "rising",
@@ -158,7 +172,7 @@ CURVES = [
         "finetune",
         "rising",
         "warn",
-        {"op": "lower", "hyperparameter": "finetune_lr", "factor": 3.0},
+        act("lower", "finetune_lr", 1e-3, 0.000333),
     ),
     (
         "diverged",
@@ -168,7 +182,7 @@ CURVES = [
         "head",
         "diverged",
         "fail",
-        {"op": "lower", "hyperparameter": "lr", "factor": 10.0},
+        act("lower", "lr", 1e-3, 1e-4),
     ),
 ]
 
@@ -198,7 +212,7 @@ def test_loss_curve_shapes(losses, val_losses, classes, phase, shape, status, ac
 
 def test_curve_advice_names_the_phase_flag():
     head = loss_curve(history([1.3, 1.25, 1.24, 1.25, 1.24], lr=0.1), 10)
-    assert "--lr" in head.advice and "(it is 0.1)" in head.advice
+    assert "from 0.1: --lr 0.0333" in head.advice
     tune = loss_curve(history([2.0, 1.1, 1.1, 1.1]), 3, phase="finetune")
     assert "--finetune-lr" in tune.advice
     longer = loss_curve(history([0.6, 0.5, 0.4, 0.3]), 3, phase="finetune")
@@ -247,9 +261,9 @@ def test_loss_flat(losses, phase, status, hyperparameter):
     if hyperparameter is None:
         assert finding.action is None and finding.advice == "Nothing to do."
     else:
-        assert finding.action == {"op": "raise", "hyperparameter": hyperparameter, "factor": 10.0}
+        assert finding.action == act("raise", hyperparameter, 1e-5, 1e-4)
         flag = "--lr" if phase == "head" else "--finetune-lr"
-        assert flag in finding.advice and "(it is 1e-05)" in finding.advice
+        assert f"from 1e-05: {flag} 0.0001" in finding.advice
     strict_json(finding)
 
 
@@ -262,8 +276,8 @@ def test_loss_flat_needs_the_first_epochs_and_finite_losses():
 # train, val, l2, status, advice fragments
 GAPS = [
     ("small gap", 0.95, 0.9, 0.0, "ok", ["Nothing to do"]),
-    ("overfitting", 0.95, 0.75, 0.0, "warn", ["--l2 1e-4", "--dropout", "--no-augment"]),
-    ("severe overfitting", 1.0, 0.5, 1e-3, "fail", ["--l2 to 0.01", "--unfreeze"]),
+    ("overfitting", 0.95, 0.75, 0.0, "warn", ["--l2 0.0001", "--dropout 0.4", "--no-augment"]),
+    ("severe overfitting", 1.0, 0.5, 1e-3, "fail", ["--l2 0.01", "--unfreeze 1"]),
 ]
 
 
@@ -273,7 +287,7 @@ GAPS = [
     ids=[case[0] for case in GAPS],
 )
 def test_generalization_gap(train, val, l2, status, fragments):
-    finding = generalization_gap(summary(train, val), l2=l2)
+    finding = generalization_gap(summary(train, val), {**SETTINGS, "l2": l2})
     assert finding.check == "generalization_gap" and finding.status == status
     assert finding.measured == pytest.approx(train - val)
     assert finding.evidence["train_accuracy"] == train
@@ -283,7 +297,7 @@ def test_generalization_gap(train, val, l2, status, fragments):
     if status == "ok":
         assert finding.action is None
     else:
-        assert finding.action == {"op": "raise", "hyperparameter": "l2", "factor": 10.0}
+        assert finding.action == act("raise", "l2", l2, 0.01 if l2 else 1e-4)
 
 
 def test_gap_needs_a_validation_score_and_computes_a_missing_gap():
@@ -298,16 +312,9 @@ def test_gap_needs_a_validation_score_and_computes_a_missing_gap():
 UNDERFITS = [
     ("fits", 0.95, 0.93, 0.0, "ok", None),
     ("low but with a gap is not underfitting", 0.6, 0.4, 0.0, "ok", None),
-    ("low, no gap", 0.5, 0.48, 0.0, "warn", {"op": "unfreeze_more"}),
-    (
-        "low, no gap, with L2",
-        0.5,
-        0.48,
-        3.0,
-        "warn",
-        {"op": "lower", "hyperparameter": "l2", "factor": 10.0},
-    ),
-    ("low, no validation split", 0.5, None, 0.0, "warn", {"op": "unfreeze_more"}),
+    ("low, no gap", 0.5, 0.48, 0.0, "warn", act("raise", "unfreeze", 2, 3)),
+    ("low, no gap, with L2", 0.5, 0.48, 3.0, "warn", act("lower", "l2", 3.0, 0.3)),
+    ("low, no validation split", 0.5, None, 0.0, "warn", act("raise", "unfreeze", 2, 3)),
 ]
 
 
@@ -317,13 +324,13 @@ UNDERFITS = [
     ids=[case[0] for case in UNDERFITS],
 )
 def test_underfitting(train, val, l2, status, action):
-    finding = underfitting(summary(train, val), 3, l2=l2)
+    finding = underfitting(summary(train, val), 3, {**SETTINGS, "l2": l2})
     assert finding.check == "underfitting" and finding.status == status
     assert finding.action == action
     assert finding.evidence["threshold"] == pytest.approx(1 / 3 + 0.6 * 2 / 3)
     if status == "warn":
-        assert ("--l2 to 0.3" in finding.advice) == (l2 > 0)
-        assert "--unfreeze" in finding.advice and "--head-units" in finding.advice
+        assert ("--l2 0.3" in finding.advice) == (l2 > 0)
+        assert "--unfreeze 3" in finding.advice and "--head-units 256" in finding.advice
     strict_json(finding)
 
 
@@ -409,6 +416,7 @@ def test_a_healthy_fit_is_all_ok():
         ("loss_flat", "finetune"),
         ("loss_curve", "finetune"),
         ("batchnorm_mismatch", None),
+        ("train_mode_gap", "finetune"),
         ("val_at_chance", None),
         ("generalization_gap", None),
         ("underfitting", None),
@@ -452,14 +460,14 @@ def test_a_loss_that_never_fell_is_the_story_not_capacity():
     findings = diagnose_fit(histories, summary(0.11, 0.1), 10)
     checks = by_check(findings)
     assert checks["loss_flat"].status == "warn"
-    assert checks["loss_flat"].action == {"op": "raise", "hyperparameter": "lr", "factor": 10.0}
+    assert checks["loss_flat"].action == act("raise", "lr", 1e-6, 1e-5)
     curve = checks["loss_curve"]
     assert curve.measured == "flat" and curve.status == "warn"
     assert curve.action is None  # the same change is already asked for once
     under = checks["underfitting"]
     assert under.evidence["explained_by"] == "loss_curve" and under.action is None
     actions = [f.action for f in findings if f.action]
-    assert actions == [{"op": "raise", "hyperparameter": "lr", "factor": 10.0}]
+    assert actions == [act("raise", "lr", 1e-6, 1e-5)]
 
 
 def test_a_late_start_is_not_called_a_low_learning_rate():
@@ -475,26 +483,113 @@ def test_each_phase_is_judged_on_its_own_with_its_own_hyperparameter():
         "head": history(HEALTHY_HEAD, accuracy=0.96),
         "finetune": history([2.0, 1.1, 1.1, 1.1], accuracy=0.4, lr=1e-2),
     }
-    findings = diagnose_fit(histories, summary(0.45, 0.43), 3)
+    findings = diagnose_fit(histories, summary(0.45, 0.43), 3, SETTINGS)
     head = by_check(findings, "head")["loss_curve"]
     tune = by_check(findings, "finetune")["loss_curve"]
     assert head.status == "ok" and head.evidence["phase"] == "head"
     assert tune.measured == "high_plateau" and tune.evidence["phase"] == "finetune"
-    assert tune.action["hyperparameter"] == "finetune_lr"
+    assert tune.action["param"] == "finetune_lr"
     under = by_check(findings)["underfitting"]
-    assert under.status == "warn" and under.action == {"op": "unfreeze_more"}
+    assert under.status == "warn" and under.action == act("raise", "unfreeze", 2, 3)
 
 
 def test_l2_reaches_the_advice_and_the_action():
     histories = {"head": history(HEALTHY_HEAD, accuracy=0.5)}
-    checks = by_check(diagnose_fit(histories, summary(0.5, 0.49), 3, l2=3.0))
-    assert checks["underfitting"].action == {"op": "lower", "hyperparameter": "l2", "factor": 10.0}
-    checks = by_check(diagnose_fit(histories, summary(1.0, 0.7), 3, l2=1e-3))
-    assert "--l2 to 0.01" in checks["generalization_gap"].advice
+    checks = by_check(diagnose_fit(histories, summary(0.5, 0.49), 3, {**SETTINGS, "l2": 3.0}))
+    assert checks["underfitting"].action == act("lower", "l2", 3.0, 0.3)
+    checks = by_check(diagnose_fit(histories, summary(1.0, 0.7), 3, {**SETTINGS, "l2": 1e-3}))
+    assert "--l2 0.01" in checks["generalization_gap"].advice
 
 
 def test_advice_names_the_rate_the_flag_set_not_the_decayed_one():
     epochs = history(FLAT_10)
     for epoch, rate in zip(epochs, [1e-5, 8e-6, 5e-6, 2e-6, 1e-6], strict=True):
         epoch["lr"] = rate
-    assert "(it is 1e-05)" in loss_flat(epochs, 10).advice
+    assert "from 1e-05" in loss_flat(epochs, 10).advice
+
+
+# -- advice relative to the run ----------------------------------------------------------------
+
+
+def test_validation_clearly_above_training_is_a_warning_naming_the_labels_first():
+    finding = generalization_gap(summary(0.37, 0.48), SETTINGS)
+    assert finding.status == "warn" and finding.measured == pytest.approx(-0.11)
+    assert finding.advice.index("label_noise") < finding.advice.index("dropout 0.2")
+    assert "too easy or too small (30 images)" in finding.advice
+    assert finding.action is None  # dropout 0.2 is no suspect
+    strong = generalization_gap(summary(0.6, 0.75), {**SETTINGS, "dropout": 0.95})
+    assert strong.action == act("lower", "dropout", 0.95, 0.475)
+    assert generalization_gap(summary(0.8, 0.83), SETTINGS).status == "ok"
+
+
+def test_advice_never_proposes_the_value_in_use_or_one_past_the_limits():
+    wide = {**SETTINGS, "head_units": 256, "epochs_finetune": 0}
+    under = underfitting(summary(0.5, 0.48), 3, wide)
+    assert under.action == act("raise", "head_units", 256, 512)
+    assert "--head-units 512" in under.advice and "--head-units 256" not in under.advice
+    widest = {**SETTINGS, "head_units": 4096, "epochs_finetune": 0, "unfreeze": "all"}
+    under = underfitting(summary(0.5, 0.48), 3, widest)
+    assert under.action is None and "--head-units" not in under.advice
+    assert "--epochs-head 20" in under.advice
+    top = loss_flat(history(FLAT_10, lr=1.0), 10, settings={"lr": 1.0})
+    assert top.action is None and "already the highest" in top.advice
+
+
+def test_wrong_training_labels_explain_the_curves_the_gap_and_underfitting():
+    labels = Finding(
+        "label_noise", "fail", 0.5, "few", "The training labels...", {"cause": "labels"}
+    )
+    histories = {"head": history(FLAT_10, accuracy=0.37)}
+    findings = diagnose_fit(histories, summary(0.37, 0.48), 10, SETTINGS, causes=[labels])
+    for finding in findings:
+        if finding.status != "ok":
+            assert finding.status == "warn" and finding.action is None, finding.check
+            assert finding.evidence["explained_by"] == "label_noise"
+            assert "labels" in finding.advice
+    noisy = Finding("label_noise", "warn", 0.2, "few", "Some labels", {"cause": "noisy_labels"})
+    findings = diagnose_fit(histories, summary(0.37, 0.48), 10, SETTINGS, causes=[noisy])
+    assert by_check(findings)["loss_flat"].action == act("raise", "lr", 1e-3, 0.01)
+
+
+def test_features_at_chance_explain_a_flat_head_not_a_low_rate():
+    weak = Finding("label_noise", "warn", 0.5, "few", "Weak features", {"cause": "features"})
+    histories = {"head": history(FLAT_10, accuracy=0.1)}
+    findings = diagnose_fit(histories, summary(0.1, 0.1), 10, SETTINGS, causes=[weak])
+    flat = by_check(findings)["loss_flat"]
+    assert flat.action is None and flat.evidence["explained_by"] == "label_noise"
+    assert "pretrained weights" in flat.advice
+
+
+def test_a_loss_that_fell_only_through_its_l2_penalty_blames_l2_not_the_rate():
+    epochs = history([6.0, 3.1, 2.4, 2.35, 2.33], lr=1e-3)
+    for epoch, data in zip(epochs, [2.31, 2.30, 2.29, 2.29, 2.29], strict=True):
+        epoch["data_loss"] = data
+    settings = {**SETTINGS, "l2": 1.0}
+    curve = loss_curve(epochs, 10, settings=settings)
+    assert (curve.measured, curve.status) == ("held_by_l2", "warn")
+    assert curve.action == act("lower", "l2", 1.0, 0.1) and "--l2 0.1" in curve.advice
+    flat = loss_flat(epochs, 10, settings=settings)
+    assert flat.action == act("lower", "l2", 1.0, 0.1)
+
+
+def test_dropout_that_holds_the_fit_back_is_named_not_the_rate():
+    epochs = history(LATE_START_10, accuracy=[0.34] * 6 + [0.4, 0.45, 0.5])
+    findings = diagnose_fit({"head": epochs}, summary(0.9, 0.88), 10, {**SETTINGS, "dropout": 0.95})
+    checks = by_check(findings)
+    gap = checks["train_mode_gap"]
+    assert gap.status == "warn" and gap.action == act("lower", "dropout", 0.95, 0.475)
+    assert "--dropout 0.475" in gap.advice
+    assert checks["loss_curve"].evidence["explained_by"] == "train_mode_gap"
+    assert checks["loss_curve"].action is None
+    mild = diagnose_fit({"head": history(HEALTHY_HEAD, accuracy=0.8)}, summary(0.9, 0.88), 3)
+    assert by_check(mild)["train_mode_gap"].status == "ok"
+
+
+def test_a_phase_with_nothing_trainable_is_not_blamed_on_the_rate():
+    findings = diagnose_fit(
+        {"head": history(FLAT_10, accuracy=0.1)}, summary(0.1, 0.1), 10, trainable={"head": 0}
+    )
+    checks = by_check(findings)
+    assert checks["loss_flat"].status == "fail" and checks["loss_flat"].action is None
+    assert "Nothing is trainable" in checks["loss_flat"].advice
+    assert checks["loss_curve"].action is None

@@ -13,7 +13,13 @@ from training.babysit.gate import run_gate
 from training.config import TrainConfig
 from training.runs import RunStore
 
-GATE = ["initial_loss", "regularization_raises_loss", "overfit_tiny_subset", "lr_range"]
+GATE = [
+    "initial_loss",
+    "regularization_raises_loss",
+    "overfit_tiny_subset",
+    "lr_range",
+    "label_noise",
+]
 
 
 @pytest.fixture
@@ -26,12 +32,12 @@ def test_the_gate_passes_a_healthy_dataset_and_stores_a_check_run(colours):
     config = TrainConfig(data=str(colours), backbone="VGG16", weights="none", image_size=32)
     result = run_gate(config, echo=lambda m: None, verbose=0)
     checks = [f["check"] for f in result.findings]
-    assert checks[-4:] == GATE  # in CS231n's order, after the audit's findings
+    assert checks[-5:] == GATE  # in CS231n's order, after the audit's findings
     statuses = {f["check"]: f["status"] for f in result.findings}
     assert all(statuses[c] == "ok" for c in GATE), format_findings(result.findings)
     assert statuses["too_few_images"] == "warn"  # 16 images a class: honest, not a failure
     assert result.status == "warn"
-    lr_range = result.findings[-1]
+    lr_range = result.findings[-2]
     low, high = lr_range["action"]["low"], lr_range["action"]["high"]
     assert 0 < low < high
     store = RunStore()

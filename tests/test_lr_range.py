@@ -31,7 +31,13 @@ def test_u_shaped_sweep_suggests_the_falling_window():
     assert 1e-3 < high <= 2e-2  # the lowest loss (smoothed, lagging) is around 1e-2
     assert low < finding.evidence["steepest"] < high
     assert finding.evidence["explodes_at"] == pytest.approx(RATES[RATES >= 1.0][0])
-    assert finding.action == {"op": "narrow", "hyperparameter": "lr", "low": low, "high": high}
+    assert finding.action == {
+        "op": "narrow",
+        "param": "lr",
+        "low": low,
+        "high": high,
+        "to": [low, high],
+    }
     assert None in finding.evidence["loss"]  # NaN is stored as a gap, not as NaN
 
 
@@ -48,6 +54,19 @@ def test_a_loss_that_falls_only_a_little_warns_without_narrowing_the_search():
     finding = analyse_sweep(RATES, weak)
     assert finding.status == "warn"
     assert "pretrained" in finding.advice and finding.action is None
+
+
+def test_a_flat_sweep_after_a_memorised_subset_blames_the_features_never_a_frozen_model():
+    flat = np.full(100, 1.1) + np.random.default_rng(0).normal(0, 0.005, 100)
+    random = analyse_sweep(RATES, flat, learns=True, weights="none")
+    assert random.status == "warn" and random.evidence["cause"] == "features"
+    assert "random weights (--weights none)" in random.advice and "--weights PATH" in random.advice
+    assert "frozen" not in random.advice
+    pretrained = analyse_sweep(RATES, flat, learns=True, weights="imagenet")
+    assert pretrained.status == "warn" and "label_noise" in pretrained.advice
+    assert "random weights" not in pretrained.advice
+    frozen = analyse_sweep(RATES, flat, learns=False, weights="none")
+    assert frozen.status == "fail" and "frozen" in frozen.advice
 
 
 def test_a_loss_that_explodes_at_once_fails():

@@ -246,10 +246,11 @@ def test_a_best_value_at_an_edge_warns_and_widens_past_it(rng, values, edge, new
     }
     assert finding.action == {
         "op": "widen",
-        "hyperparameter": name,
+        "param": name,
         "edge": edge,
         "low": new.low,
         "high": new.high,
+        "to": [new.low, new.high],
     }
     assert new.low < rng.low if edge == "low" else new.high > rng.high
     assert new.contains(values[0]) and new.kind == rng.kind and new.log == rng.log

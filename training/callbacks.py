@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import keras
+import numpy as np
 
 
 def clean_metrics(logs: dict | None) -> dict[str, float]:
@@ -18,6 +19,18 @@ def clean_metrics(logs: dict | None) -> dict[str, float]:
     return out
 
 
+def regularized_square(model: keras.Model) -> float | None:
+    """Σ w² over the trainable weights an L2 regularizer acts on (None when there are none).
+
+    Logged per epoch (``l2_weights``, and ``l2_weights_start`` before the first step), so a
+    diagnosis can tell weights that L2 crushed from weights a too-low rate left alone.
+    """
+    values = [w for w in model.trainable_weights if getattr(w, "regularizer", None) is not None]
+    if not values:
+        return None
+    return float(sum(np.sum(np.square(keras.ops.convert_to_numpy(w))) for w in values))
+
+
 class RunLogger(keras.callbacks.Callback):
     """Records ``phase``'s epochs (metrics, learning rate, seconds) and keeps the heartbeat."""
 
@@ -28,6 +41,10 @@ class RunLogger(keras.callbacks.Callback):
         self.phase = phase
         self.history: list[dict[str, float]] = []
         self._started = self._beat = time.monotonic()
+        self._weights_start: float | None = None
+
+    def on_train_begin(self, logs=None):
+        self._weights_start = regularized_square(self.model)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._started = time.monotonic()
@@ -45,6 +62,10 @@ class RunLogger(keras.callbacks.Callback):
         optimizer = getattr(self.model, "optimizer", None)
         if optimizer is not None:
             metrics["lr"] = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+        if self._weights_start is not None:
+            metrics["l2_weights"] = regularized_square(self.model)
+            if not self.history:
+                metrics["l2_weights_start"] = self._weights_start
         self.history.append({"epoch": epoch + 1, **metrics})
         self.store.record_epoch(self.run_id, self.phase, epoch + 1, metrics)
         self.store.heartbeat(self.run_id)

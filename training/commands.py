@@ -17,7 +17,7 @@ def _stderr(message: str) -> None:
 
 @command("audit")
 def audit(args: argparse.Namespace) -> int:
-    from training.data.audit import format_audit
+    from training.data.audit_text import format_audit
     from training.prepare import audit_path
 
     report = audit_path(args.data, RunStore().datasets_dir(), progress=not args.json)

@@ -23,6 +23,21 @@ SWITCHES = ("auto", "on", "off")
 # How the work is spread, not what it computes: a run resumed on other devices is the same run.
 FINGERPRINT_FREE = ("devices",)
 CLASS_WEIGHTS = ("none", "balanced")
+SEARCH_LIMITS: dict[str, tuple[float, float]] = {
+    "lr": (1e-8, 1.0),
+    "finetune_lr": (1e-8, 1.0),
+    "l2": (1e-8, 1.0),
+    "dropout": (0.0, 0.9),
+    "head_units": (0, 4096),
+    "label_smoothing": (0.0, 0.5),
+    "unfreeze": (1, 32),
+    "epochs_head": (1, 1000),
+    "epochs_finetune": (1, 1000),
+}
+"""How far a search or the babysitter's advice may move each hyperparameter: beyond these a value
+is valid but never worth proposing (an lr over 1 explodes, a dropout over 0.9 drops the signal, a
+4,096-unit head on pooled features only overfits). The tuner's space and the findings' actions
+read them here, so both stay inside the same bounds."""
 
 
 @dataclass

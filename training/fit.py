@@ -24,7 +24,8 @@ import numpy as np
 from training.babysit.audit_findings import audit_findings
 from training.babysit.diagnose import diagnose_fit
 from training.babysit.explosion import LossExplosionStop
-from training.babysit.findings import as_dicts
+from training.babysit.findings import Finding, as_dicts
+from training.babysit.label_noise import label_noise_check
 from training.backbones import BackboneSpec
 from training.batchnorm import recalibrate_batchnorm, speed_up_moving_averages
 from training.blocks import set_trainable_top_blocks
@@ -159,18 +160,22 @@ def _train_run(
     if config.class_weights == "balanced":
         weights = balanced_class_weights(data.labels("train"), len(data.class_names))
     histories: dict[str, list[dict]] = {}
-    watch = LossExplosionStop(len(data.class_names))
+    trainable: dict[str, int] = {}
+    watch = LossExplosionStop(len(data.class_names), settings=config.to_dict())
 
     phase1_path = store.artifact(run_id, "phase1")
     if phase1_path.exists():
         clf.model.load_weights(phase1_path)
         echo("Phase 1 already finished in this run: weights reloaded.")
-    else:
-        if not config.pretrained:
-            recalibrate(clf, data, config)
+    elif not config.pretrained:
+        recalibrate(clf, data, config)
+    features = _features(clf, data, config, echo)
+    noise = _label_noise(features, data, config)
+    if not phase1_path.exists():
         if config.epochs_head > 0:
+            trainable["head"] = _trainable(clf.head)
             histories["head"] = _phase_head(
-                config, clf, data, store, run_id, weights, jit, watch, verbose, echo
+                config, clf, data, features, store, run_id, weights, jit, watch, verbose, echo
             )
         if not watch.exploded:
             clf.model.save_weights(phase1_path)
@@ -180,10 +185,49 @@ def _train_run(
         histories["finetune"] = _phase_finetune(
             config, clf, data, store, run_id, weights, jit, watch, verbose, echo
         )
+        trainable["finetune"] = _trainable(clf.model)
         if not config.pretrained and not watch.exploded:
             recalibrate(clf, data, config)
 
-    return _finish(config, clf, data, store, run_id, histories, watch, policy, started)
+    outcome = Outcome(histories, trainable, noise)
+    return _finish(config, clf, data, store, run_id, outcome, watch, policy, started)
+
+
+@dataclass
+class Outcome:
+    """What the fit produced for the diagnoses: histories, what could learn, the label check."""
+
+    histories: dict[str, list[dict]]
+    trainable: dict[str, int]
+    label_noise: Finding
+
+
+def _trainable(model: keras.Model) -> int:
+    return int(sum(np.prod(w.shape) for w in model.trainable_weights))
+
+
+def _features(clf, data, config, echo) -> dict[str, np.ndarray]:
+    """Frozen-backbone features of the train and val images, computed once: phase 1 trains on
+    them and ``label_noise`` reads them (before any fine-tuning has fitted the labels)."""
+    rows = {split: data.rows(split) for split in ("train", "val")}
+    echo(f"Computing {clf.spec.name} features once for {sum(map(len, rows.values()))} images…")
+    return {
+        split: extract_features(clf, data.cache.images, split_rows, config.batch_size)
+        for split, split_rows in rows.items()
+    }
+
+
+def _label_noise(features, data, config) -> Finding:
+    rows = data.rows("train")
+    return label_noise_check(
+        features["train"],
+        data.labels("train"),
+        features["val"],
+        data.labels("val"),
+        data.class_names,
+        train_files=[data.cache.rels[i] for i in rows],
+        seed=config.seed,
+    )
 
 
 def recalibrate(clf: Classifier, data: PreparedData, config: TrainConfig) -> None:
@@ -202,14 +246,17 @@ def _compile(model: keras.Model, config: TrainConfig, learning_rate: float, jit)
     """Data-parallel batches carry zero-weight padding rows: there the loss and the accuracy
     are weighted (Keras applies sample weights to ``weighted_metrics`` only)."""
     padded = batch_multiple() > 1
+    # The cross-entropy alone, beside Keras' loss (which adds the L2 penalty): the babysitter
+    # judges this one (see training.babysit.explosion).
+    metrics = ["accuracy", keras.metrics.SparseCategoricalCrossentropy(name="data_loss")]
     model.compile(
         optimizer=make_optimizer(config.optimizer, learning_rate),
         loss=classification_loss(
             config.label_smoothing,
             "mean_with_sample_weight" if padded else "sum_over_batch_size",
         ),
-        metrics=None if padded else ["accuracy"],
-        weighted_metrics=["accuracy"] if padded else None,
+        metrics=None if padded else metrics,
+        weighted_metrics=metrics if padded else None,
         jit_compile=jit,
     )
 
@@ -221,13 +268,10 @@ def _scheduler(config: TrainConfig, lr: float, epochs: int) -> keras.callbacks.C
     )
 
 
-def _phase_head(config, clf, data, store, run_id, weights, jit, watch, verbose, echo) -> list:
-    echo(
-        f"Phase 1: computing {clf.spec.name} features once for "
-        f"{len(data.rows('train')) + len(data.rows('val'))} images…"
-    )
-    train_x = extract_features(clf, data.cache.images, data.rows("train"), config.batch_size)
-    val_x = extract_features(clf, data.cache.images, data.rows("val"), config.batch_size)
+def _phase_head(
+    config, clf, data, features, store, run_id, weights, jit, watch, verbose, echo
+) -> list:
+    train_x, val_x = features["train"], features["val"]
     echo(f"Phase 1: training the head for {config.epochs_head} epochs (backbone frozen).")
     _compile(clf.head, config, config.lr, jit)
     logger = RunLogger(store, run_id, "head")
@@ -298,8 +342,9 @@ def _phase_finetune(config, clf, data, store, run_id, weights, jit, watch, verbo
     return logger.history
 
 
-def _finish(config, clf, data, store, run_id, histories, watch, policy, started):
+def _finish(config, clf, data, store, run_id, outcome, watch, policy, started):
     """Evaluate, diagnose, save; or store an exploded run as failed with its findings."""
+    histories = outcome.histories
     summary: dict = {
         "backbone": clf.spec.name,
         "image_size": clf.image_size,
@@ -310,7 +355,7 @@ def _finish(config, clf, data, store, run_id, histories, watch, policy, started)
         "epochs": {phase: len(h) for phase, h in histories.items()},
         "devices": batch_multiple(),
     }
-    findings = [*audit_findings(data.audit), watch.finding()]
+    findings = [*audit_findings(data.audit), outcome.label_noise, watch.finding()]
     store.artifact(run_id, "history").write_text(json.dumps(histories, indent=1))
     if watch.exploded:
         found = as_dicts(findings)
@@ -327,7 +372,14 @@ def _finish(config, clf, data, store, run_id, histories, watch, policy, started)
             summary[split] = scores
     if "train" in summary and "val" in summary:
         summary["gap"] = summary["train"]["accuracy"] - summary["val"]["accuracy"]
-    findings += diagnose_fit(histories, summary, len(data.class_names), l2=config.l2)
+    findings += diagnose_fit(
+        histories,
+        summary,
+        len(data.class_names),
+        config.to_dict(),
+        causes=[outcome.label_noise],
+        trainable=outcome.trainable,
+    )
     found = as_dicts(findings)
     store.add_findings(run_id, found)
     _save_predictions(clf, data, store, run_id, config.batch_size)

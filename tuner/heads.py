@@ -121,9 +121,11 @@ def _optimizer(name: str) -> keras.optimizers.Optimizer:
 class _HeadWatch(keras.callbacks.Callback):
     """Sets the scheduled rate each epoch, records the history, stops an exploding head.
 
-    A fresh head starts at a loss of about ln(C) (small logits) plus its initial L2 penalty, so
-    that is the initial loss the 3× rule compares with: a head whose very first epoch explodes
-    is caught too, and a strong L2 on a wide head is not mistaken for an explosion.
+    As in ``train`` (``training.babysit.explosion``), the 3× rule judges the data loss (the
+    ``data_loss`` metric: cross-entropy without the L2 penalty) against a fresh head's, about
+    ln(C) (small logits): a head whose very first epoch explodes is caught too, and a strong L2
+    on a wide head, whose penalty falls as the weights shrink, is not mistaken for one. A trial
+    stopped here would have been stopped by ``train`` too.
     """
 
     def __init__(self, hp: HeadHyperparameters, epochs: int, initial: float, result):
@@ -142,7 +144,7 @@ class _HeadWatch(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = {k: float(v) for k, v in (logs or {}).items()}
         self.result.history.append({"epoch": epoch + 1, **logs, "lr": self.rate})
-        loss = logs.get("loss", math.nan)
+        loss = logs.get("data_loss", logs.get("loss", math.nan))
         if not math.isfinite(loss) or loss > self.limit:
             self.result.exploded = {"epoch": epoch + 1, "loss": loss, "learning_rate": self.rate}
             self.model.stop_training = True
@@ -191,7 +193,10 @@ class HeadTrainer:
             model.compile(
                 optimizer=_optimizer(optimizer),
                 loss=keras.losses.CategoricalCrossentropy(from_logits=True),
-                metrics=["accuracy"],
+                metrics=[
+                    "accuracy",
+                    keras.metrics.CategoricalCrossentropy(from_logits=True, name="data_loss"),
+                ],
                 steps_per_execution=steps,
             )
             self._warm_up(model)
@@ -206,14 +211,12 @@ class HeadTrainer:
         model.optimizer.learning_rate.assign(0.0)
         model.fit(self.train_x, targets, batch_size=self.batch_size, epochs=1, verbose=0)
 
-    def _reset(self, model: keras.Model, hp: HeadHyperparameters, seed: int) -> float:
+    def _reset(self, model: keras.Model, hp: HeadHyperparameters, seed: int) -> None:
         """Fresh weights (the initializers of a new head), zeroed optimizer, this trial's knobs.
 
         Units past ``head_units`` get zero weights and a zero mask: they add nothing to the
-        output or the penalty, exactly as if the layer were ``head_units`` wide. Returns the
-        initial L2 penalty, part of the initial loss the explosion rule compares to.
+        output or the penalty, exactly as if the layer were ``head_units`` wide.
         """
-        penalty = 0.0
         rng = np.random.default_rng(seed)
         keras.utils.set_random_seed(seed)  # the order fit shuffles batches in
         units = hp.head_units
@@ -233,12 +236,10 @@ class HeadTrainer:
                 live = units if units else fan_in
                 kernel[:live] = rng.normal(0, 0.01, (live, fan_out))
             layer.kernel.assign(kernel.astype("float32"))
-            penalty += hp.l2 * float(np.sum(np.square(kernel)))
             layer.bias.assign(np.zeros(fan_out, "float32"))
             layer.l2.assign(hp.l2)
         for variable in model.optimizer.variables:
             variable.assign(np.zeros(variable.shape, variable.dtype))
-        return penalty
 
     def _targets(self, labels: np.ndarray, smoothing: float) -> np.ndarray:
         onehot = np.eye(self.num_classes, dtype="float32")[labels]
@@ -250,11 +251,11 @@ class HeadTrainer:
         self._trials += 1
         seed = self.seed + self._trials if seed is None else seed
         model = self._model(hp.head_units, hp.optimizer)
-        penalty = self._reset(model, hp, seed)
+        self._reset(model, hp, seed)
         targets = self._targets(self.train_y, hp.label_smoothing)
         val_targets = self._targets(self.val_y, 0.0)
         result = HeadResult()
-        watch = _HeadWatch(hp, epochs, math.log(self.num_classes) + penalty, result)
+        watch = _HeadWatch(hp, epochs, math.log(self.num_classes), result)
         order = np.random.default_rng(seed).permutation(len(self.train_x))
         model.fit(
             self.train_x[order],

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from training.config import OPTIMIZERS
+from training.config import OPTIMIZERS, SEARCH_LIMITS
 from training.errors import ConfigError
 from training.schedules import SCHEDULES
 
@@ -81,14 +81,16 @@ _SPECS: dict[str, _Spec] = {
     "backbone": _Spec(("choice",), str),
     # Overrides may go past the limits on purpose (an lr range that explodes, to test the search);
     # only narrowing and widening stay inside them.
-    "lr": _Spec(("float", "choice"), float, (0.0, math.inf), True, (1e-8, 1.0), log=True),
-    "l2": _Spec(("float", "choice"), float, (0.0, 100.0), False, (1e-8, 1.0), log=True),
-    "dropout": _Spec(("float", "choice"), float, (0.0, 0.95), False, (0.0, 0.9)),
+    "lr": _Spec(("float", "choice"), float, (0.0, math.inf), True, SEARCH_LIMITS["lr"], log=True),
+    "l2": _Spec(("float", "choice"), float, (0.0, 100.0), False, SEARCH_LIMITS["l2"], log=True),
+    "dropout": _Spec(("float", "choice"), float, (0.0, 0.95), False, SEARCH_LIMITS["dropout"]),
     "optimizer": _Spec(("choice",), str, choices=OPTIMIZERS),
     "schedule": _Spec(("choice",), str, choices=SCHEDULES),
-    "head_units": _Spec(("choice", "int"), int, (0, 65536), False, (0, 4096)),
-    "label_smoothing": _Spec(("float", "choice"), float, (0.0, 0.5), False, (0.0, 0.5)),
-    "unfreeze": _Spec(("int", "choice"), int, (0, 10_000), False, (1, 32)),
+    "head_units": _Spec(("choice", "int"), int, (0, 65536), False, SEARCH_LIMITS["head_units"]),
+    "label_smoothing": _Spec(
+        ("float", "choice"), float, (0.0, 0.5), False, SEARCH_LIMITS["label_smoothing"]
+    ),
+    "unfreeze": _Spec(("int", "choice"), int, (0, 10_000), False, SEARCH_LIMITS["unfreeze"]),
     "finetune_factor": _Spec(("float", "choice"), float, (0.0, 1.0), True, (1e-4, 1.0), log=True),
 }
 

@@ -171,7 +171,7 @@ def apply_actions(space: SearchSpace, actions: Iterable[Mapping[str, Any]]) -> S
         if not isinstance(action, Mapping):
             continue
         op = action.get("op")
-        name = action.get("hyperparameter")
+        name = action.get("param", action.get("hyperparameter"))
         if op in ("raise", "lower"):
             name = _ALIASES.get(name, name)
         if name not in out:
@@ -184,7 +184,7 @@ def apply_actions(space: SearchSpace, actions: Iterable[Mapping[str, Any]]) -> S
             elif spec(name).type is not str:
                 out[name] = numeric_range(name, low, high)
         elif op in ("raise", "lower") and rng.numeric:
-            factor = action.get("factor", 10.0)
+            factor = action.get("factor", _factor(action))
             ok = isinstance(factor, int | float) and not isinstance(factor, bool)
             if not ok or not math.isfinite(factor) or factor <= 0:
                 raise ConfigError(
@@ -193,6 +193,15 @@ def apply_actions(space: SearchSpace, actions: Iterable[Mapping[str, Any]]) -> S
                 )
             out[name] = _shift(rng, factor if op == "raise" else 1 / factor, op)
     return out
+
+
+def _factor(action: Mapping[str, Any]) -> float:
+    """How far a ``raise``/``lower`` from ``from`` to ``to`` moves (×10 when it starts at 0)."""
+    start, end = action.get("from"), action.get("to")
+    numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (start, end))
+    if numbers and start > 0 and end > 0 and start != end:
+        return max(end / start, start / end)
+    return 10.0
 
 
 # --- fitting -------------------------------------------------------------------------------------
@@ -373,9 +382,10 @@ def _edge_finding(
         },
         action={
             "op": "widen",
-            "hyperparameter": name,
+            "param": name,
             "edge": edge,
             "low": new.low,
             "high": new.high,
+            "to": [new.low, new.high],
         },
     )

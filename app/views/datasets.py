@@ -10,7 +10,14 @@ import streamlit as st
 
 from app.analysis import safe_image
 from app.charts import counts_chart
-from app.common import dataset_picker, known_datasets, remember_folder, store
+from app.common import (
+    dataset_picker,
+    known_datasets,
+    remember_folder,
+    show_label_suspects,
+    store,
+)
+from training.data.audit import Leak
 from training.errors import BabysitterError
 from training.prepare import audit_path
 
@@ -29,6 +36,16 @@ def _stamp(path: Path) -> float:
         return path.stat().st_mtime
     except OSError:
         return 0.0
+
+
+def _leak_note(leak: Leak) -> str:
+    """Kind and evidence of one leaking pair: exact copies fail the check, near ones warn."""
+    if leak.kind == "exact":
+        return "**leak (exact)**: identical pixels"
+    return (
+        f"**leak (near)**: perceptual-hash distance {leak.hash_distance}/64, thumbnail "
+        f"difference {leak.pixel_diff:.1f} levels: check whether it is the same photo"
+    )
 
 
 def _add_upload(s, upload) -> str | None:
@@ -119,7 +136,10 @@ else:
 
 st.subheader("Duplicates and leakage")
 root = Path(report.root)
-pairs = [(a, f"{sa}", b, f"{sb}", f"leak ({kind})") for a, sa, b, sb, kind in report.leakage]
+pairs = [
+    (leak.original, leak.original_split, leak.copy, leak.copy_split, _leak_note(leak))
+    for leak in report.leakage
+]
 for group in report.exact_duplicates + report.near_duplicates + report.cross_class_duplicates:
     kind = "same image in two classes" if group in report.cross_class_duplicates else "duplicate"
     pairs += [(group[0], "", other, "", kind) for other in group[1:]]
@@ -135,3 +155,27 @@ for a, sa, b, sb, kind in pairs[:20]:
     note.write(kind)
 if len(pairs) > 20:
     st.caption(f"…and {len(pairs) - 20} more (see `python -m training audit`).")
+
+
+def _latest_label_check(root: Path) -> tuple[dict | None, str | None]:
+    """The newest ``label_noise`` finding of a check or train run on this dataset, and its run."""
+    s = store()
+    for run in s.list_runs():
+        if run.kind not in ("check", "train") or Path(run.dataset) != root:
+            continue
+        for finding in s.findings(run.id):
+            if finding.get("check") == "label_noise":
+                return finding, run.id
+    return None, None
+
+
+st.subheader("Labels")
+finding, run_id = _latest_label_check(root)
+if finding is None:
+    st.caption(
+        "Label errors are found from backbone features: run **Check first** on the Launch page "
+        "(or `python -m training check`) and the likeliest misfiled images show here."
+    )
+else:
+    st.caption(f"From run {run_id}: {finding.get('measured')}.")
+    show_label_suspects(finding, root)

@@ -11,7 +11,7 @@ import streamlit as st
 
 from app.analysis import confusion, load_predictions, per_class, safe_image, worst_mistakes
 from app.charts import confusion_chart, curves_chart, gap_chart
-from app.common import pick_run, show_findings, store
+from app.common import pick_run, show_findings, show_label_suspects, store
 
 ROOT = Path(__file__).resolve().parents[2]
 AUDIT_CHECKS = {"leakage", "class_balance", "too_few_images"}
@@ -83,6 +83,9 @@ findings = [f for f in s.findings(run.id) if f.get("check") not in AUDIT_CHECKS]
 show_findings(findings)
 with st.expander("Data checks"):
     show_findings([f for f in s.findings(run.id) if f.get("check") in AUDIT_CHECKS])
+show_label_suspects(
+    next((f for f in findings if f.get("check") == "label_noise"), None), run.dataset
+)
 
 pred = load_predictions(s.artifact(run.id, "predictions"))
 if pred is None:

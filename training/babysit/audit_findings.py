@@ -18,7 +18,8 @@ from training.babysit.thresholds import (
     IMBALANCE_WARN,
     MIN_IMAGES_PER_CLASS,
 )
-from training.data.audit import AuditReport
+from training.data.audit import AuditReport, Leak
+from training.data.similarity import NEAR_MAX_PIXEL_DIFF
 
 LEAK_PAIRS_SHOWN = 20
 """Leaked pairs kept in the evidence: enough to recognise the pattern, few enough to store."""
@@ -30,24 +31,42 @@ def leakage(report: AuditReport) -> Finding:
     """``leakage``: images in val/test that copy (exactly or nearly) an image of an earlier split.
 
     The model has seen them, so their scores say how well it remembers, not how it generalises.
+    Graded by the evidence: an *exact* copy (identical decoded pixels) is certain, so it fails.
+    A *near* copy (perceptual hashes within 4 of 64 bits, and 32 px thumbnails within
+    ``NEAR_MAX_PIXEL_DIFF`` = 10 levels once a uniform brightness shift is removed) is very
+    likely the same photo re-encoded, resized or brightened: measured, such copies of real photos
+    differ by at most 8.3, two distinct photos by at least 12.25, separately drawn look-alike
+    shapes by 10-20 (their own noise). Look-alikes with almost no noise can still pass, so a near
+    copy warns and leaves the call to a person. Hash matches whose thumbnails disagree are
+    distinct look-alikes and are not reported at all (the user-reported false alarm).
     A dataset without split folders cannot leak yet: the train command's split keeps every
     duplicate group on one side.
     """
     leaks = list(report.leakage)
-    kinds = Counter(kind for *_, kind in leaks)
+    kinds = Counter(leak.kind for leak in leaks)
+    exact, near = kinds.get("exact", 0), kinds.get("near", 0)
     pairs = [
-        {"original": a, "original_split": sa, "copy": b, "copy_split": sb, "kind": kind}
-        for a, sa, b, sb, kind in leaks[:LEAK_PAIRS_SHOWN]
+        {
+            "original": leak.original,
+            "original_split": leak.original_split,
+            "copy": leak.copy,
+            "copy_split": leak.copy_split,
+            "kind": leak.kind,
+            "hash_distance": leak.hash_distance,
+            "pixel_diff": leak.pixel_diff,
+        }
+        for leak in sorted(leaks, key=lambda leak: leak.kind != "exact")[:LEAK_PAIRS_SHOWN]
     ]
     groups = len(report.exact_duplicates) + len(report.near_duplicates)
     evidence: dict[str, Any] = {
         "leaked": len(leaks),
-        "exact": kinds.get("exact", 0),
-        "near": kinds.get("near", 0),
+        "exact": exact,
+        "near": near,
         "pairs": pairs,
         "shown": len(pairs),
         "duplicate_groups": groups,
         "layout": report.layout,
+        "near_max_pixel_diff": NEAR_MAX_PIXEL_DIFF,
     }
     expected = "no image shared across splits"
     if not leaks:
@@ -64,15 +83,37 @@ def leakage(report: AuditReport) -> Finding:
         else:
             advice = NOTHING
         return Finding("leakage", "ok", 0, expected, advice, evidence)
-    splits = sorted({sb for _, _, _, sb, _ in leaks})
-    advice = (
-        f"{len(leaks)} {'/'.join(splits)} image(s) copy or nearly copy an image of an earlier "
-        f"split ({kinds.get('exact', 0)} exact, {kinds.get('near', 0)} near), so their scores "
-        f"are too optimistic. Delete those copies (pairs in the evidence), or merge the splits "
-        f"into one folder per class and let the train command split it: it keeps duplicates on "
-        f"one side."
+    fix = (
+        "merge the splits into one folder per class and let the train command split it: it keeps "
+        "duplicates on one side"
     )
-    return Finding("leakage", "fail", len(leaks), expected, advice, evidence)
+    parts = []
+    if exact:
+        parts.append(
+            f"{_named(leaks, 'exact')} have exactly the same pixels as an image of an earlier "
+            f"split, so their scores are too optimistic: delete those copies (pairs of kind "
+            f"'exact' in the evidence), or {fix}."
+        )
+    if near:
+        worst = max(leak.pixel_diff for leak in leaks if leak.kind == "near")
+        parts.append(
+            f"{_named(leaks, 'near')} nearly copy an image of an earlier split (perceptual hash "
+            f"and thumbnails agree; pixel difference up to {worst:.1f} of at most "
+            f"{NEAR_MAX_PIXEL_DIFF:g}): look at each pair of kind 'near' in the evidence and "
+            f"delete the copies that are the same photo re-encoded, resized or edited"
+            + ("." if exact else f", or {fix}.")
+        )
+    status = "fail" if exact else "warn"
+    return Finding("leakage", status, len(leaks), expected, " ".join(parts), evidence)
+
+
+def _named(leaks: list[Leak], kind: str, shown: int = 3) -> str:
+    """'2 val image(s) (val/a.png, val/b.png)': how many copies of ``kind``, the first by name."""
+    copies = [leak for leak in leaks if leak.kind == kind]
+    splits = "/".join(sorted({leak.copy_split for leak in copies}))
+    names = ", ".join(leak.copy for leak in copies[:shown])
+    more = f" and {len(copies) - shown} more" if len(copies) > shown else ""
+    return f"{len(copies)} {splits} image(s) ({names}{more})"
 
 
 def _totals(report: AuditReport) -> dict[str, int]:

@@ -35,12 +35,33 @@ def mean_loss(model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int 
     return float(model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)["loss"])
 
 
+def data_and_penalty(
+    model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int = 64
+) -> tuple[float, float]:
+    """(cross-entropy, regularization penalty) in inference mode: the two halves of the loss."""
+    probabilities = np.asarray(model.predict(x, batch_size=batch_size, verbose=0), np.float64)
+    picked = np.clip(probabilities[np.arange(len(y)), np.asarray(y, dtype=np.int64)], 1e-7, 1.0)
+    penalty = sum(float(keras.ops.convert_to_numpy(loss)) for loss in model.losses)
+    return float(-np.mean(np.log(picked))), float(penalty)
+
+
 def initial_loss_check(model: keras.Model, x: np.ndarray, y: np.ndarray, num_classes: int):
-    """``initial_loss``: an untrained head's loss on real batches should be about ln(C)."""
+    """``initial_loss``: an untrained head's data loss on real batches should be about ln(C).
+
+    The data loss (cross-entropy) is judged; the L2 penalty of the head's initial weights is
+    reported beside it, so "initial 15.1" for two classes reads "0.69 + 14.4 of L2".
+    """
     expected = math.log(num_classes)
-    measured = mean_loss(model, x, y)
+    measured, penalty = data_and_penalty(model, x, y)
     ratio = measured / expected if math.isfinite(measured) else math.inf
-    evidence = {"loss": measured, "ln_classes": expected, "ratio": ratio, "images": len(x)}
+    evidence = {
+        "loss": measured,
+        "penalty": penalty,
+        "total": measured + penalty,
+        "ln_classes": expected,
+        "ratio": ratio,
+        "images": len(x),
+    }
     if INITIAL_LOSS_OK[0] <= ratio <= INITIAL_LOSS_OK[1]:
         status, advice = "ok", "Nothing to do: the fresh head predicts about uniformly."
     else:
@@ -56,11 +77,12 @@ def initial_loss_check(model: keras.Model, x: np.ndarray, y: np.ndarray, num_cla
                 "outputs are logits fed to a probability loss (or the reverse), or the labels do "
                 "not index the outputs. Check the last layer's activation, init and class count."
             )
+    on_top = f"; the L2 penalty {penalty:.3g} comes on top, not judged" if penalty > 0 else ""
     return Finding(
         "initial_loss",
         status,
         measured=round(measured, 4),
-        expected=f"≈ ln({num_classes}) = {expected:.3f}",
+        expected=f"data loss ≈ ln({num_classes}) = {expected:.3f}{on_top}",
         advice=advice,
         evidence=evidence,
     )
@@ -83,6 +105,17 @@ def regularization_check(
     """
     plain = build(0.0)
     unit = penalty(plain, 1.0)
+    if unit <= 0:
+        return Finding(
+            "regularization_raises_loss",
+            "fail",
+            measured="the head has no trainable kernels",
+            expected="a rise of the loss with L2",
+            advice="L2 has nothing to act on: the head has no trainable weights (it is frozen), "
+            "so nothing can learn either. See overfit_tiny_subset; set the head's layers "
+            "trainable before fitting.",
+            evidence={"trainable_parameters": 0},
+        )
     strength = REGULARIZATION_TARGET_RISE * math.log(num_classes) / max(unit, 1e-12)
     before = mean_loss(plain, x, y)
     regularized = build(strength)

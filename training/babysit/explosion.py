@@ -3,6 +3,10 @@
 CS231n: "if the cost is ever > 3 * original cost, break out early". The original cost is the
 run's first training loss, at least ln(classes): phase 2 starts from a trained head whose loss is
 far below ln(C), and a normal fine-tuning wobble must not count as an explosion.
+
+The cost judged is the data loss (the ``data_loss`` metric the fit logs: cross-entropy alone).
+Keras' ``loss`` adds the L2 penalty, which can be many times ln(C) at the start with a strong
+L2 and then falls as the weights shrink; the penalty is reported beside the data loss.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import math
 
 import keras
 
+from training.babysit.advice import change, render
 from training.babysit.findings import Finding
 from training.babysit.thresholds import EXPLOSION_FACTOR
 
@@ -25,13 +30,17 @@ class LossExplosionStop(keras.callbacks.Callback):
     Set ``phase`` before each ``fit``. After a stop, ``record`` says where and at what rate.
     """
 
-    def __init__(self, num_classes: int, factor: float = EXPLOSION_FACTOR):
+    def __init__(
+        self, num_classes: int, factor: float = EXPLOSION_FACTOR, settings: dict | None = None
+    ):
         super().__init__()
+        self.settings = settings or {}
         self.factor = factor
         self.floor = math.log(max(num_classes, 2))
         self.phase = "head"
         self.reference: float | None = None
         self.peak_ratio = 0.0
+        self.reference_penalty: float | None = None
         self.record: dict | None = None
         self._epoch = 0
 
@@ -50,12 +59,14 @@ class LossExplosionStop(keras.callbacks.Callback):
             self._judge(-1, logs, final=True)
 
     def _judge(self, batch: int, logs, final: bool) -> None:
-        loss = (logs or {}).get("loss")
+        logs = logs or {}
+        loss = logs.get("data_loss", logs.get("loss"))
         if loss is None:
             return
         loss = float(loss)
         if self.reference is None and math.isfinite(loss):
             self.reference = max(loss, self.floor)
+            self.reference_penalty = _penalty(logs)
         reference = self.reference or self.floor
         ratio = loss / reference if math.isfinite(loss) else math.inf
         if not final and batch + 1 < MIN_BATCHES and math.isfinite(loss):
@@ -67,41 +78,62 @@ class LossExplosionStop(keras.callbacks.Callback):
                 "epoch": self._epoch,
                 "batch": batch + 1 if batch >= 0 else "end",
                 "loss": loss,
+                "penalty": _penalty(logs),
                 "reference": reference,
+                "reference_penalty": self.reference_penalty,
                 "learning_rate": _learning_rate(self.model),
             }
             self.model.stop_training = True
 
     def finding(self) -> Finding:
         """``loss_explosion``: fail with where it happened, or ok with the peak ratio seen."""
-        expected = f"running loss below {self.factor:g}x the initial {self.reference or 0:.3f}"
+        penalty = self.reference_penalty
+        expected = (
+            f"data loss below {self.factor:g}x the initial {self.reference or 0:.3f} (≈ ln(C) = "
+            f"{self.floor:.3f} for a fresh head)"
+            + (f"; L2 penalty {penalty:.3g} on top, not judged" if penalty else "")
+        )
         if self.record is None:
             return Finding(
                 "loss_explosion",
                 "ok",
-                measured=f"peak {self.peak_ratio:.2f}x the initial loss",
+                measured=f"peak {self.peak_ratio:.2f}x the initial data loss",
                 expected=expected,
                 advice="Nothing to do.",
-                evidence={"peak_ratio": self.peak_ratio, "reference": self.reference},
+                evidence={
+                    "peak_ratio": self.peak_ratio,
+                    "reference": self.reference,
+                    "reference_penalty": penalty,
+                },
             )
         r = self.record
         what = "turned NaN/inf" if not math.isfinite(r["loss"]) else f"reached {r['loss']:.3g}"
-        flag = "--finetune-lr" if r["phase"] == "finetune" else "--lr"
+        if r.get("penalty"):
+            what += f" (L2 penalty {r['penalty']:.3g} on top)"
+        param = "finetune_lr" if r["phase"] == "finetune" else "lr"
+        flag = "--" + param.replace("_", "-")
+        current = self.settings.get(param, r["learning_rate"])
+        action = change({**self.settings, param: current}, param, "lower", 10.0)
+        proposal = f": {render(action)}" if action else f" by 10x (to {current / 10:.3g})"
         return Finding(
             "loss_explosion",
             "fail",
-            measured=f"loss {what} at epoch {r['epoch']}, batch {r['batch']} of the {r['phase']}"
-            f" phase (learning rate {r['learning_rate']:.3g})",
+            measured=f"data loss {what} at epoch {r['epoch']}, batch {r['batch']} of the "
+            f"{r['phase']} phase (learning rate {r['learning_rate']:.3g})",
             expected=expected,
-            advice=f"The learning rate is too high: lower {flag} by 10x (to "
-            f"{r['learning_rate'] / 10:.3g}), or run `python -m training check` to find the range.",
+            advice=f"The learning rate is too high: lower {flag}{proposal}, or run "
+            "`python -m training check` to find the range.",
             evidence=dict(r),
-            action={"op": "lower", "hyperparameter": _hyperparameter(r["phase"]), "factor": 10.0},
+            action=action,
         )
 
 
-def _hyperparameter(phase: str) -> str:
-    return "finetune_lr" if phase == "finetune" else "lr"
+def _penalty(logs) -> float | None:
+    """Keras' loss minus the cross-entropy: the regularization penalty, when both are logged."""
+    if "data_loss" not in logs or "loss" not in logs:
+        return None
+    penalty = float(logs["loss"]) - float(logs["data_loss"])
+    return penalty if math.isfinite(penalty) else None
 
 
 def _learning_rate(model) -> float:

@@ -1,12 +1,14 @@
 """A finding: one check's verdict as data: the CLI prints it, the app draws it, the tuner acts.
 
 ``action`` is the machine-readable half of the advice, for a search to apply without parsing
-prose. Its shape is one of::
+prose, computed from the run's own value (``training.babysit.advice``). Its shape is one of::
 
-    {"op": "narrow", "hyperparameter": "lr", "low": 1e-5, "high": 1e-3}
-    {"op": "raise" | "lower", "hyperparameter": "l2", "factor": 10.0}
-    {"op": "widen", "hyperparameter": "lr", "edge": "high", "low": ..., "high": ...}
-    {"op": "unfreeze_more"} | {"op": "train_longer", "factor": 2.0}
+    {"op": "raise" | "lower", "param": "l2", "from": 0.001, "to": 0.01}
+    {"op": "narrow", "param": "lr", "low": 1e-5, "high": 1e-3, "to": [1e-5, 1e-3]}
+    {"op": "widen", "param": "lr", "edge": "high", "low": ..., "high": ..., "to": [...]}
+
+``param`` is a ``TrainConfig`` field (``--head-units`` is ``head_units``). Findings stored by
+earlier versions say ``hyperparameter`` instead of ``param``; readers accept both.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from training.babysit.advice import render
 
 STATUSES = ("ok", "warn", "fail")
 _RANK = {status: rank for rank, status in enumerate(STATUSES)}
@@ -97,4 +101,6 @@ def format_findings(
         )
         if f["status"] != "ok" or f.get("action"):
             lines.append(f"         {f['advice']}")
+            if render(f.get("action")):
+                lines.append(f"         → {render(f['action'])}")
     return "\n".join(lines)

@@ -1,14 +1,16 @@
 """``python -m training check``: the sanity gate a user runs before spending hours.
 
 In CS231n's order: the initial loss is ln(C); L2 raises it; a tiny subset can be memorised; and
-the learning-rate range test finds the window worth searching. All four run on the head over
-backbone features computed once (the phase-1 path), so the gate takes seconds after the one
-backbone pass, and a broken preprocessing or label pipeline shows up as it would in training.
-The audit's findings (leakage, balance, size) come first. Stored as a run of kind ``check``.
+the learning-rate range test finds the window worth searching. Then ``label_noise`` asks whether
+the training labels agree with what the features say. All run on the head over backbone features
+computed once (the phase-1 path), so the gate takes seconds after the one backbone pass, and a
+broken preprocessing or label pipeline shows up as it would in training. The audit's findings
+(leakage, balance, size) come first. Stored as a run of kind ``check``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ from training.babysit.checks import (
     tiny_subset,
 )
 from training.babysit.findings import Finding, as_dicts, worst_status
+from training.babysit.label_noise import label_noise_check
 from training.babysit.lr_range import analyse_sweep, sweep_learning_rates
 from training.config import TrainConfig
 from training.fit import extract_features, make_optimizer, recalibrate
@@ -74,6 +77,12 @@ def run_gate(
     return GateResult(run.id, as_dicts(findings), status, seconds)
 
 
+def _sample(rows: np.ndarray, seed: int) -> np.ndarray:
+    if len(rows) <= GATE_MAX_IMAGES:
+        return rows
+    return np.sort(np.random.default_rng(seed).choice(rows, GATE_MAX_IMAGES, False))
+
+
 def _model_checks(config, spec, image_size, data, echo) -> list[Finding]:
     keras.utils.set_random_seed(config.seed)
     clf = build_classifier(
@@ -81,11 +90,11 @@ def _model_checks(config, spec, image_size, data, echo) -> list[Finding]:
     )
     if not config.pretrained:
         recalibrate(clf, data, config)
-    rows = data.rows("train")
-    if len(rows) > GATE_MAX_IMAGES:
-        rows = np.sort(np.random.default_rng(config.seed).choice(rows, GATE_MAX_IMAGES, False))
-    echo(f"Computing {spec.name} features for {len(rows)} training images…")
+    rows = _sample(data.rows("train"), config.seed)
+    val_rows = _sample(data.rows("val"), config.seed)
+    echo(f"Computing {spec.name} features for {len(rows) + len(val_rows)} images…")
     x = extract_features(clf, data.cache.images, rows, config.batch_size)
+    val_x = extract_features(clf, data.cache.images, val_rows, config.batch_size)
     y = data.cache.labels[rows]
     num_classes = len(data.class_names)
 
@@ -99,20 +108,53 @@ def _model_checks(config, spec, image_size, data, echo) -> list[Finding]:
             seed=config.seed,
         )
 
-    findings = []
+    found: dict[str, Finding] = {}
     steps: list[tuple[str, Callable[[], Finding]]] = [
-        ("initial loss", lambda: initial_loss_check(make_head(0.0), x, y, num_classes)),
+        ("initial loss", lambda: initial_loss_check(make_head(config.l2), x, y, num_classes)),
         ("regularization", lambda: regularization_check(make_head, x, y, num_classes)),
         ("overfitting a tiny subset", lambda: _overfit(make_head, x, y, num_classes, config)),
-        ("learning-rate range", lambda: _lr_range(make_head, x, y, config)),
+        ("learning-rate range", lambda: _lr_range(make_head, x, y, config, found)),
+        (
+            "the labels",
+            lambda: label_noise_check(
+                x,
+                y,
+                val_x,
+                data.cache.labels[val_rows],
+                data.class_names,
+                train_files=[data.cache.rels[i] for i in rows],
+                seed=config.seed,
+            ),
+        ),
     ]
     for label, step in steps:
         echo(f"Checking {label}…")
         began = time.monotonic()
         finding = step()
         finding.evidence["seconds"] = round(time.monotonic() - began, 2)
-        findings.append(finding)
-    return findings
+        found[finding.check] = finding
+    return _blame_the_labels(list(found.values()))
+
+
+def _blame_the_labels(findings: list[Finding]) -> list[Finding]:
+    """When ``label_noise`` blames the labels, an lr sweep that barely fell is their doing too
+    (random labels leave nothing to learn at any rate), not the features' or the model's."""
+    noise = next((f for f in findings if f.check == "label_noise"), None)
+    if noise is None or noise.evidence.get("cause") != "labels":
+        return findings
+    out = []
+    for finding in findings:
+        if finding.check == "lr_range" and finding.status != "ok":
+            finding = dataclasses.replace(
+                finding,
+                status="warn",
+                advice="The loss falls little at every rate because the training labels do not "
+                "match the images (see label_noise): fix the labels, then run the check again.",
+                evidence={**finding.evidence, "cause": "labels", "explained_by": "label_noise"},
+                action=None,
+            )
+        out.append(finding)
+    return out
 
 
 def _overfit(make_head, x, y, num_classes, config) -> Finding:
@@ -120,7 +162,7 @@ def _overfit(make_head, x, y, num_classes, config) -> Finding:
     return overfit_check(make_head(0.0), x[subset], y[subset], num_classes)
 
 
-def _lr_range(make_head, x, y, config) -> Finding:
+def _lr_range(make_head, x, y, config, found: dict[str, Finding]) -> Finding:
     rates, losses = sweep_learning_rates(
         lambda: make_head(0.0),
         x,
@@ -130,4 +172,6 @@ def _lr_range(make_head, x, y, config) -> Finding:
         config.batch_size,
         seed=config.seed,
     )
-    return analyse_sweep(rates, losses)
+    overfit = found.get("overfit_tiny_subset")
+    learns = None if overfit is None else overfit.status != "fail"
+    return analyse_sweep(rates, losses, learns=learns, weights=config.weights)

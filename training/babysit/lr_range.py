@@ -74,8 +74,50 @@ def smooth(losses: np.ndarray, beta: float = LR_SMOOTHING) -> np.ndarray:
     return out
 
 
-def analyse_sweep(rates: np.ndarray, losses: np.ndarray) -> Finding:
-    """``lr_range``: where the loss starts moving, falls fastest, is lowest and explodes."""
+def _weak_features(drop, rates, end, weights, evidence, expected) -> Finding:
+    """A sweep that barely moved while the tiny subset was memorised: the head can learn, so
+    the features (not a frozen model) are what fail to separate the classes."""
+    if weights == "none":
+        cause = (
+            "the backbone has random weights (--weights none), whose features barely separate "
+            "these classes. Use pretrained weights (--weights imagenet) or a local weights file "
+            "(--weights PATH)"
+        )
+    else:
+        cause = (
+            "the backbone's features barely separate these classes: random weights (use "
+            "pretrained ones), images unlike its training data or too small for it (raise "
+            "--image-size), or noisy labels (see label_noise)"
+        )
+        if weights is not None:
+            cause = cause.replace("random weights (use pretrained ones), ", "")
+    return Finding(
+        "lr_range",
+        "warn",
+        measured=f"lowest loss only {drop:.1%} below the start over lr "
+        f"{rates[0]:.1e}…{rates[end - 1]:.1e}",
+        expected=f"a fall of at least {LR_MIN_DROP:.0%} somewhere in the sweep",
+        advice=f"The loss falls little at every rate, yet the head memorised a tiny subset, so "
+        f"it can learn: {cause}. The search keeps its default learning-rate range.",
+        evidence={**evidence, "cause": "features"},
+    )
+
+
+def analyse_sweep(
+    rates: np.ndarray,
+    losses: np.ndarray,
+    *,
+    learns: bool | None = None,
+    weights: str | None = None,
+) -> Finding:
+    """``lr_range``: where the loss starts moving, falls fastest, is lowest and explodes.
+
+    Args:
+        rates, losses: The sweep (:func:`sweep_learning_rates`).
+        learns: Whether ``overfit_tiny_subset`` passed (the head can learn). A sweep that barely
+            moves is then blamed on the features, never on a frozen model.
+        weights: The run's ``--weights`` (``"none"``: random weights are named as the cause).
+    """
     rates = np.asarray(rates, dtype=np.float64)
     curve = smooth(np.asarray(losses, dtype=np.float64))
     evidence = {"lr": rates.tolist(), "loss": _finite(curve), "raw_loss": _finite(losses)}
@@ -101,18 +143,8 @@ def analyse_sweep(rates: np.ndarray, losses: np.ndarray) -> Finding:
     valid = curve[:end]
     lowest = int(np.argmin(valid))
     drop = (start - valid[lowest]) / max(start, 1e-12)
-    if LR_FLAT_DROP <= drop < LR_MIN_DROP:
-        return Finding(
-            "lr_range",
-            "warn",
-            measured=f"lowest loss only {drop:.1%} below the start over lr "
-            f"{rates[0]:.1e}…{rates[end - 1]:.1e}",
-            expected=f"a fall of at least {LR_MIN_DROP:.0%} somewhere in the sweep",
-            advice="The loss falls a little, at no rate clearly: the backbone's features barely "
-            "separate these classes (random weights, or images unlike its training data). Prefer "
-            "pretrained weights; the search keeps its default learning-rate range.",
-            evidence=evidence,
-        )
+    if drop < LR_MIN_DROP and (learns or (learns is None and drop >= LR_FLAT_DROP)):
+        return _weak_features(drop, rates, end, weights, evidence, expected)
     if drop < LR_MIN_DROP:
         return Finding(
             "lr_range",
@@ -120,9 +152,10 @@ def analyse_sweep(rates: np.ndarray, losses: np.ndarray) -> Finding:
             measured=f"lowest loss only {drop:.1%} below the start over lr "
             f"{rates[0]:.1e}…{rates[end - 1]:.1e}",
             expected=f"a fall of at least {LR_MIN_DROP:.0%} somewhere in the sweep",
-            advice="No learning rate makes the loss fall: the model is probably frozen, the "
-            "labels do not match the images, or the inputs are constant. Run the other checks.",
-            evidence=evidence,
+            advice="No learning rate makes the loss fall and the head could not memorise a tiny "
+            "subset either: the head is probably frozen or the inputs carry nothing (constant "
+            "images, broken preprocessing). See overfit_tiny_subset.",
+            evidence={**evidence, "cause": "model"},
         )
     moved = valid < start * (1 - LR_FLAT_DROP)
     moving = int(np.argmax(moved))
@@ -165,7 +198,7 @@ def analyse_sweep(rates: np.ndarray, losses: np.ndarray) -> Finding:
         expected=expected,
         advice=advice,
         evidence=evidence,
-        action={"op": "narrow", "hyperparameter": "lr", "low": low, "high": high},
+        action={"op": "narrow", "param": "lr", "low": low, "high": high, "to": [low, high]},
     )
 
 

@@ -1,8 +1,9 @@
 """Every number the babysitter judges by, in one place, with the reason for it.
 
-Sources: CS231n "babysitting the learning process" (``../shared/reference/``) and what tiny real
-runs of this project showed. A threshold is a judgement call; the reasoning is here so a user
-who disagrees knows what to change.
+Sources: CS231n's notes "babysitting the learning process" (Karpathy et al., cs231n.github.io,
+"Neural Networks Part 3"), and what real runs of this project showed (``bench/faults.py``). A
+threshold is a judgement call; the reasoning is here so a user who disagrees knows what to
+change.
 """
 
 # -- sanity gate (python -m training check) ----------------------------------------------------
@@ -25,9 +26,11 @@ the regularizer is not in the loss."""
 
 OVERFIT_IMAGES = 20
 """The lecture's "take the first 20 examples": few enough that any working model memorises them."""
-OVERFIT_STEPS = 200
-"""Full-batch steps allowed. A linear head on backbone features memorises 20 images in well
-under 100 steps of Adam at 1e-2; 200 leaves room without letting a broken model run long."""
+OVERFIT_STEPS = 500
+"""Full-batch steps allowed. A linear head on pretrained features memorises 20 images in well
+under 100 steps of Adam at 1e-2; on random-weight features (small, correlated) the fault zoo
+saw 100% accuracy with the loss still at 0.06–0.12 after 200 steps, on healthy data. 500 steps
+of a 20-image batch through a linear head cost about a second."""
 OVERFIT_LR = 1e-2
 OVERFIT_ACCURACY = 1.0
 """Required training accuracy on the tiny subset: all of it."""
@@ -48,10 +51,12 @@ LR_FLAT_DROP = 0.02
 LR_EXPLODE_FACTOR = 3.0
 """CS231n: "if the cost is ever > 3 * original cost, break out early"."""
 LR_MIN_DROP = 0.1
-"""A sweep whose lowest smoothed loss is not 10% below the start found no usable window. Under
-``LR_FLAT_DROP`` (2%) it never learned: the rate is not what is wrong (frozen model, broken
-labels), a fail. Between the two it warns: weak features (MobileNetV2 with random weights at
-128 px, 512 images: 5% in 100 single-batch steps, while the tiny subset is still memorised)."""
+"""A sweep whose lowest smoothed loss is not 10% below the start found no usable window. When
+the head memorised the tiny subset, it can learn, so the features are weak (MobileNetV2 with
+random weights at 128 px, 512 images: 5% in 100 single-batch steps; 2,000 cat/dog photos at
+96 px with random weights: under 2%): a warn naming the features. When it could not, a fail
+(frozen head, constant inputs). Without that check's verdict, a fall under ``LR_FLAT_DROP``
+fails and one between the two warns."""
 
 # -- during a fit ------------------------------------------------------------------------------
 
@@ -74,6 +79,27 @@ NOISE_RATIO = 0.3
 too high a rate)."""
 LATE_START_EPOCHS = 2
 """A loss that stays flat this many epochs and then falls clearly: a late start (bad init)."""
+L2_HOLDS_SHARE = 0.2
+"""A flat or plateaued data loss while the L2 penalty is a fifth of the loss or more: L2, not the
+learning rate, holds the loss up. Once trained, a sane L2 (1e-4 on a head) is under 1% of the
+loss; at a plateau the optimizer balances the data gradient against the penalty's, so a penalty
+this large is shaping the optimum instead of nudging it."""
+L2_CRUSHED = 0.5
+"""A flat or plateaued phase whose L2-regularized weights ended with under half the Σw² they
+started with: while the data loss stands still nothing but the penalty shrinks weights (a
+too-low rate leaves them where they were, and a fit that learns grows the small-init head)."""
+SLOW_FALL = 0.02
+"""A loss still falling 2% or more an epoch, steadily over the last three epochs, is not flat
+even when its total fall is small: the run is short (too few epochs or steps), and the same again
+would cut it measurably. A too-low rate moves it by hundredths of a percent."""
+TRAIN_MODE_STABLE = 0.05
+"""``train_mode_gap`` judges a fit accuracy only once it has levelled off (the last epoch within
+5 points of the one before): an epoch's running accuracy lags a model that is still improving
+fast, and that lag is not regularization."""
+TRAIN_MODE_GAP = 0.2
+"""Training images scored 20 points better in inference mode than during ``fit`` (where dropout
+and augmentation act): the regularization that acts only in training is what holds the fit back.
+A healthy dropout or augmentation costs a few points of fit accuracy, not twenty."""
 STILL_FALLING_DROP = 0.1
 """The last epoch still cut the loss by over 10% relative: training stopped too early."""
 
@@ -83,6 +109,15 @@ GAP_FAIL = 0.35
 """Above 35 points the validation score says little about the training one."""
 NO_GAP = 0.05
 """Under 5 points of gap there is no overfitting; with low accuracy that means underfitting."""
+NEGATIVE_GAP = 0.05
+"""Validation more than 5 points *above* training (both in inference mode) is not luck on a
+healthy split of a few hundred images (one standard error of an accuracy near 0.8 on 100 images
+is 4 points): the training images are harder, most often because some of their labels are
+wrong."""
+HIGH_DROPOUT = 0.5
+"""Dropout at or above 0.5 (Srivastava et al.'s value for hidden layers, the most anyone uses
+before a classifier) is itself a suspect when a model underfits: lowering it comes before adding
+capacity."""
 UNDERFIT_ACCURACY = 0.6
 """Underfitting when the training accuracy is below chance + 60% of the way to 100%."""
 CHANCE_MARGIN = 0.1
@@ -114,3 +149,52 @@ CONVERGED_LOSS = 0.05
 """A training loss under 0.05 (about 95% on the right class on average) has nothing left to
 fall: a flat or still-falling curve at that level is no reason to change the rate or train
 longer (halving a loss of 0.02 every epoch is normal and changes no prediction)."""
+
+# -- label noise -------------------------------------------------------------------------------
+
+LABEL_NOISE_MAX_ROWS = 4000
+"""Rows per split the label check uses (a seeded random sample beyond that). Five logistic
+regressions on 4,000 rows of 2,048 features take 2–4 s on 2 CPU cores; more rows change the
+verdict little (an out-of-fold accuracy on 4,000 rows has a standard error under 1 point)."""
+LABEL_NOISE_FOLDS = 5
+"""Folds of the out-of-fold predictions (cleanlab's default; the confident-learning paper used 4
+on CIFAR-10): each example is judged by a head trained on the other 80%, so it cannot have
+memorised its own label. Fewer when a class has fewer rows (every class in every fold)."""
+LABEL_NOISE_MIN_PER_CLASS = 2
+"""A class with fewer rows than this in a split is left out of that split's k-fold: with one
+row, the folds that predict it have never seen its class, so it would always look mislabelled.
+With fewer than two classes left, the split is not judged (the evidence says so)."""
+LABEL_NOISE_CHANCE_MARGIN = 0.1
+"""Out-of-fold balanced accuracy (mean per-class recall, whose chance level is 1/C whatever the
+class sizes) within 10 points of chance is "at chance": the features do not predict the labels.
+The same 10 points as ``CHANCE_MARGIN``."""
+LABEL_NOISE_Z = 2.0
+"""On a small split the chance band widens to 2 standard errors of an accuracy at chance,
+2·sqrt(p(1−p)/n) with p = 1/C: 40 rows of 2 classes give ±16 points by luck alone, so neither
+"at chance" nor "clearly above it" is read from luck."""
+LABEL_NOISE_LEARNED = 0.5
+"""Out-of-fold balanced accuracy at least half of the way from chance to 100% (75% for 2
+classes, 55% for 10) and outside the chance band counts as "the features predict these labels".
+A linear probe on pretrained features scores far above this on ordinary photo classes; a
+validation split this predictable while the training one is at chance means the training labels,
+not the features, are wrong (the ``fail``). Between the band and this the verdict is a warning
+that names both causes."""
+LABEL_NOISE_SHARE = 0.1
+"""Training labels the confident-learning rule flags, as a share of the rows, at or above which
+they are worth reviewing. Curated benchmarks have 3–6% (Northcutt, Athalye, Mueller 2021,
+"Pervasive label errors in test sets": 3.3% on average over 10 data sets, about 6% in
+ImageNet's validation set); one label in ten is beyond that."""
+LABEL_NOISE_EXCESS = 0.1
+"""With a validation split, the training share must exceed the validation share (the same rule
+within the validation split, on labels held for reference) by 10 points, and by 2 standard errors
+of the difference (``LABEL_NOISE_Z``) on small splits: the features' own confusions produce
+suspects in both splits alike, and weak features produce many (a third of the labels of
+scikit-learn's digits on 8 of their 64 pixels, 29% and 35% on the two splits of clean labels).
+The validation head learns from fewer rows, so it flags more, and the comparison errs toward
+silence. Without a validation split, the training share alone is judged against
+``LABEL_NOISE_SHARE``, and only when the training labels are predicted at least
+``LABEL_NOISE_LEARNED`` of the way from chance; weak features can still pass that, so the advice
+then says to look at a few suspects before acting."""
+LABEL_NOISE_SUSPECTS_SHOWN = 50
+"""Suspects kept in the evidence (lowest probability of the given label first): a page of
+thumbnails to review; the count covers them all."""

@@ -4,6 +4,13 @@ Most disappointing fine-tunes are data problems (a val set that copies the train
 with three images, a folder of unreadable files) that no training curve explains. The audit
 reads each file once (hash, decode, perceptual hash), reports problems by file name, and gives
 a verdict: training refuses data it cannot learn from, and warns about the rest.
+
+Duplicates are graded by evidence. *Exact* ones have identical decoded pixels (a byte-identical
+file is one case, a PNG saved again is another). A perceptual-hash match is only a *candidate*:
+look-alike but distinct images (procedural shapes sharing a layout, a fixed camera) hash alike
+too, so a candidate is a *near* duplicate only when small thumbnails of the two images agree as
+well (:data:`NEAR_MAX_PIXEL_DIFF`). Unconfirmed candidates count for nothing: not duplicates, not
+leakage, not a reason to keep files together in the split.
 """
 
 from __future__ import annotations
@@ -17,14 +24,25 @@ from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import imagehash
 import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
 from training.data.images import open_rgb
 from training.data.scan import ScannedDataset, ScannedFile
+from training.data.similarity import (
+    NEAR_MAX_PIXEL_DIFF,
+    TooManyPairsError,
+    _components,
+    _member_pairs,
+    _thumbnail,
+    _verified,
+    near_pairs,
+    pixel_diff,
+)
 from training.errors import ImageError, UnusableDatasetError
 
 MAX_FILE_BYTES = 512 * 1024**2
@@ -32,11 +50,25 @@ MAX_FILE_BYTES = 512 * 1024**2
 SMALL_IMAGE_PX = 32
 IMBALANCE_WARN = 3.0
 _SPLIT_RANK = {"train": 0, "val": 1, "test": 2}
-_LIST_LIMIT = 20
 MAX_NEAR_PAIRS = 2_000_000
 """Look-alike pairs kept in memory at most (32 MB); beyond it the near search gives up."""
 LOOKALIKE_MIN, LOOKALIKE_SHARE = 20, 0.1
 """A near group over max(20, 10% of images) is look-alike content, not duplicated files."""
+
+
+class Leak(NamedTuple):
+    """An image of a later split (``copy``) that duplicates one of an earlier split, with evidence.
+
+    A tuple, so it stays a JSON list and older code that indexes it still reads the first five.
+    """
+
+    original: str
+    original_split: str
+    copy: str
+    copy_split: str
+    kind: str  # "exact" (identical pixels) or "near" (hash and thumbnail agree)
+    hash_distance: int  # perceptual-hash Hamming distance, of 64 bits (0 for exact)
+    pixel_diff: float  # thumbnail difference in 0-255 levels (0 for exact)
 
 
 @dataclass
@@ -52,6 +84,7 @@ class FileRecord:
     width: int
     height: int
     error: str | None = None
+    pixels: str = ""  # digest of the decoded pixels and size: equal for exact duplicates
 
 
 @dataclass
@@ -76,7 +109,7 @@ class AuditReport:
     unreadable: list[tuple[str, str]]
     exact_duplicates: list[list[str]]
     near_duplicates: list[list[str]]
-    leakage: list[tuple[str, str, str, str, str]]
+    leakage: list[Leak]
     cross_class_duplicates: list[list[str]]
     imbalance_ratio: float
     ignored: list[str]
@@ -94,141 +127,130 @@ class AuditReport:
         return json.loads(json.dumps(asdict(self), default=str))
 
 
-def _inspect(file: ScannedFile) -> FileRecord:
-    record = FileRecord(file.rel, file.path, file.label, file.split, "", None, 0, 0)
+def _pixel_digest(image: Image.Image) -> str:
+    """SHA-256 (hardware-accelerated on most CPUs) of the decoded pixels and size, 128 bits."""
+    digest = hashlib.sha256(image.tobytes())
+    digest.update(f"{image.mode}:{image.width}x{image.height}".encode())
+    return digest.hexdigest()[:32]
+
+
+def _inspect(file: ScannedFile) -> tuple[FileRecord, np.ndarray | None]:
+    """The record of one file, and its thumbnail (None if unreadable or not hashed)."""
+    record, thumb = FileRecord(file.rel, file.path, file.label, file.split, "", None, 0, 0), None
     try:
         size = file.path.stat().st_size
         if size > MAX_FILE_BYTES:
             record.error = f"file is {size:,} bytes, over {MAX_FILE_BYTES:,}; downscale it"
-            return record
+            return record, None
         data = file.path.read_bytes()
     except OSError as exc:
         record.error = f"cannot be read ({exc.strerror or exc}); check permissions"
-        return record
+        return record, None
     record.sha256 = hashlib.sha256(data).hexdigest()
     try:
         image = open_rgb(data)
     except ImageError as exc:
         record.error = exc.reason
-        return record
+        return record, None
     record.width, record.height = image.size
     try:
+        record.pixels = _pixel_digest(image)
+    except MemoryError:  # pixel-identical copies are then found only when byte-identical
+        record.pixels = f"file:{record.sha256}"
+    try:
         record.phash = str(imagehash.phash(image))
+        thumb = _thumbnail(image)
     except (ValueError, MemoryError):  # near-duplicate search skips it; the image is fine
-        record.phash = None
-    return record
-
-
-def _popcount(x: np.ndarray) -> np.ndarray:
-    if hasattr(np, "bitwise_count"):  # NumPy >= 2.0
-        return np.bitwise_count(x)
-    return np.unpackbits(x.view(np.uint8), axis=-1).reshape(*x.shape, 64).sum(axis=-1)
-
-
-class TooManyPairsError(Exception):
-    """More look-alike pairs than ``max_pairs``: the hashes cannot tell these images apart."""
-
-
-def near_pairs(hashes: np.ndarray, threshold: int, max_pairs: int | None = None) -> np.ndarray:
-    """Index pairs (i < j) of 64-bit hashes within ``threshold`` bits: chunked, vectorised.
-
-    Each chunk compares a block of rows with all later hashes (about 4M pairs, ~40 MB), so 10k
-    images take well under a second without an O(n²) Python loop.
-
-    Raises:
-        TooManyPairsError: More than ``max_pairs`` pairs (memory stays bounded).
-    """
-    hashes = np.asarray(hashes, dtype=np.uint64)
-    chunk = max(16, min(1024, 4_000_000 // max(len(hashes), 1)))
-    found, total = [], 0
-    for start in range(0, len(hashes), chunk):
-        block = hashes[start : start + chunk]
-        distance = _popcount(block[:, None] ^ hashes[None, start:])
-        i, j = np.nonzero(distance <= threshold)
-        keep = j > i  # both index from ``start``
-        found.append(np.stack([i[keep] + start, j[keep] + start], axis=1).astype(np.int64))
-        total += len(found[-1])
-        if max_pairs is not None and total > max_pairs:
-            raise TooManyPairsError(total)
-    return np.concatenate(found) if found else np.zeros((0, 2), dtype=np.int64)
-
-
-def _components(n: int, pairs: np.ndarray) -> np.ndarray:
-    """Connected-component label (its smallest node) of each node, by vectorised propagation."""
-    labels = np.arange(n)
-    a, b = pairs[:, 0], pairs[:, 1]
-    while len(pairs):
-        before = labels
-        low = np.minimum(labels[a], labels[b])
-        labels = labels.copy()
-        np.minimum.at(labels, a, low)
-        np.minimum.at(labels, b, low)
-        labels = labels[labels]  # pointer jumping: labels only ever point to smaller nodes
-        if np.array_equal(labels, before):
-            break
-    return labels
+        record.phash, thumb = None, None
+    return record, thumb
 
 
 def _rank(record: FileRecord) -> int:
     return _SPLIT_RANK.get(record.split or "", 3)
 
 
-def _near_search(
-    readable: list[FileRecord], threshold: int, splits: bool
-) -> tuple[list[list[int]], dict[int, tuple[str, str, str, str, str]], list[str]]:
-    """Near-duplicate groups, near leaks (by later file) and notes, over perceptual hashes.
+def _evidence(
+    readable: list[FileRecord], thumbs: list[np.ndarray | None], i: int, j: int
+) -> tuple[int, float]:
+    """Hash distance and thumbnail difference of records ``i`` and ``j`` (both hashed)."""
+    distance = bin(int(readable[i].phash, 16) ^ int(readable[j].phash, 16)).count("1")
+    return distance, round(float(pixel_diff(thumbs[i][None], thumbs[j][None])[0]), 2)
 
-    Identical hashes collapse to one node first, so a folder of near-identical frames costs a
-    few nodes, not n² pairs. Records are in rel order, so an index is also a rel rank.
+
+def _near_search(
+    readable: list[FileRecord],
+    thumbs: list[np.ndarray | None],
+    threshold: int,
+    max_diff: float,
+    splits: bool,
+) -> tuple[list[list[int]], dict[int, Leak], list[str]]:
+    """Near-duplicate groups, near leaks (by later file) and notes.
+
+    Perceptual hashes within ``threshold`` bits propose candidates; a candidate is a near
+    duplicate only if the thumbnails agree too (``max_diff``). Pixel-identical images collapse to
+    one node and identical hashes to one hash node, so a folder of copies costs a few nodes, not
+    n² pairs. A chain of candidates too big to be one duplicate is look-alike content (a fixed
+    camera) and is left out before any thumbnail is compared, so thumbnails are compared only
+    for candidate pairs within small groups. Records are in rel order, so an index is also a rel
+    rank.
     """
-    hashed = np.array([i for i, r in enumerate(readable) if r.phash], dtype=np.int64)
+    hashed = np.array(
+        [i for i, r in enumerate(readable) if r.phash and thumbs[i] is not None], dtype=np.int64
+    )
     if len(hashed) < 2:
         return [], {}, []
-    codes = np.array([int(readable[i].phash, 16) for i in hashed], dtype=np.uint64)
-    unique, node = np.unique(codes, return_inverse=True)
+    _, first, pnode = np.unique(
+        [readable[i].pixels for i in hashed], return_index=True, return_inverse=True
+    )
+    reps = hashed[first]  # one record per set of pixel-identical images
+    codes = np.array([int(readable[i].phash, 16) for i in reps], dtype=np.uint64)
+    unique, hnode = np.unique(codes, return_inverse=True)  # hash node of each pixel node
+    skipped = [f"near-duplicate search skipped: over {MAX_NEAR_PAIRS:,} similar pairs"]
     try:
         pairs = near_pairs(unique, threshold, MAX_NEAR_PAIRS)
     except TooManyPairsError:
-        return [], {}, [f"near-duplicate search skipped: over {MAX_NEAR_PAIRS:,} similar pairs"]
+        return [], {}, skipped
+    chain = _components(len(unique), pairs)  # candidate groups, by hash node
+    size = np.bincount(chain[hnode[pnode]], minlength=len(unique))  # records in each
+    too_big = max(LOOKALIKE_MIN, LOOKALIKE_SHARE * len(readable))
+    notes = [
+        f"{n} images look alike in a chain of perceptual hashes; not treated as duplicates "
+        f"(the split could not hold any of them out)"
+        for n in size[size > too_big].tolist()
+    ]
+    small = np.nonzero(size[chain[hnode]] <= too_big)[0]  # pixel nodes outside such chains
+    pairs = pairs[size[chain[pairs[:, 0]]] <= too_big]
+    try:
+        candidates = small[_member_pairs(hnode[small], pairs, MAX_NEAR_PAIRS)]
+    except TooManyPairsError:
+        return [], {}, skipped
+    confirmed = _verified([thumbs[i] for i in reps], candidates, max_diff)
     members: dict[int, list[int]] = defaultdict(list)
-    labels = _components(len(unique), pairs)[node]
+    labels = _components(len(reps), confirmed)[pnode]
     for record, label in zip(hashed.tolist(), labels.tolist(), strict=True):
         members[label].append(record)
-    groups, notes, lookalike = [], [], set()
-    too_big = max(LOOKALIKE_MIN, LOOKALIKE_SHARE * len(readable))
-    for group in members.values():
-        if len(group) < 2 or len({readable[i].sha256 for i in group}) < 2:
-            continue
-        if len(group) > too_big:  # chained look-alikes (a fixed camera): not one duplicate
-            lookalike.update(group)
-            notes.append(
-                f"{len(group)} images look alike in a chain of perceptual hashes; not treated as "
-                f"duplicates (the split could not hold any of them out)"
-            )
-            continue
-        groups.append(group)
-    leaks: dict[int, tuple[str, str, str, str, str]] = {}
-    if splits:  # best (earliest split, then rel) file in each node's neighbourhood
+    groups = [g for g in members.values() if len({readable[i].pixels for i in g}) > 1]
+    leaks: dict[int, Leak] = {}
+    if splits and len(confirmed):  # best (earliest split, then rel) file among confirmed partners
         rank = np.array([_rank(readable[i]) for i in hashed], dtype=np.int64)
         key, n = rank * len(readable) + hashed, len(readable)
-        best = np.full(len(unique), np.iinfo(np.int64).max)
-        np.minimum.at(best, node, key)
-        near = best.copy()
-        np.minimum.at(near, pairs[:, 0], best[pairs[:, 1]])
-        np.minimum.at(near, pairs[:, 1], best[pairs[:, 0]])
-        partner = near[node]
+        best = np.full(len(reps), np.iinfo(np.int64).max)
+        np.minimum.at(best, pnode, key)
+        near = np.full(len(reps), np.iinfo(np.int64).max)
+        np.minimum.at(near, confirmed[:, 0], best[confirmed[:, 1]])
+        np.minimum.at(near, confirmed[:, 1], best[confirmed[:, 0]])
+        partner = near[pnode]
         for k in np.nonzero(partner // n < rank)[0].tolist():
-            mine, theirs = readable[hashed[k]], readable[int(partner[k] % n)]
-            if mine.sha256 != theirs.sha256 and int(hashed[k]) not in lookalike:
-                leaks[int(hashed[k])] = (theirs.rel, theirs.split, mine.rel, mine.split, "near")
+            mine, theirs = int(hashed[k]), int(partner[k] % n)
+            a, b = readable[theirs], readable[mine]
+            distance, diff = _evidence(readable, thumbs, theirs, mine)
+            leaks[mine] = Leak(a.rel, a.split, b.rel, b.split, "near", distance, diff)
     return groups, leaks, notes
 
 
 def _leakage(
-    records: list[FileRecord],
-    exact: list[list[int]],
-    near: dict[int, tuple[str, str, str, str, str]],
-) -> list[tuple[str, str, str, str, str]]:
+    records: list[FileRecord], exact: list[list[int]], near: dict[int, Leak]
+) -> list[Leak]:
     """One entry per file that also appears (exactly or nearly) in an earlier split."""
     leaks = dict(near)
     for group in exact:
@@ -236,7 +258,8 @@ def _leakage(
         anchor = records[ordered[0]]
         for i in ordered[1:]:
             if records[i].split != anchor.split:
-                leaks[i] = (anchor.rel, anchor.split, records[i].rel, records[i].split, "exact")
+                copy = records[i]
+                leaks[i] = Leak(anchor.rel, anchor.split, copy.rel, copy.split, "exact", 0, 0.0)
     return [leaks[i] for i in sorted(leaks, key=lambda i: (_rank(records[i]), i))]
 
 
@@ -283,13 +306,15 @@ def _verdict(report: AuditReport, scanned: ScannedDataset) -> Verdict:
         warnings.append(f"{len(report.unreadable)} unreadable file(s) will be left out")
     if report.exact_duplicates:
         n = sum(len(g) for g in report.exact_duplicates)
-        warnings.append(f"{len(report.exact_duplicates)} group(s) of identical files ({n} files)")
+        warnings.append(f"{len(report.exact_duplicates)} group(s) of identical images ({n} files)")
     if report.near_duplicates:
         warnings.append(f"{len(report.near_duplicates)} group(s) of near-duplicate images")
     if report.leakage:
+        exact = sum(leak.kind == "exact" for leak in report.leakage)
         warnings.append(
             f"{len(report.leakage)} image(s) in val/test also appear in an earlier split "
-            f"(leakage: validation scores will be too optimistic)"
+            f"({exact} exact, {len(report.leakage) - exact} near; leakage: validation scores "
+            f"will be too optimistic)"
         )
     if report.cross_class_duplicates:
         warnings.append(
@@ -317,18 +342,21 @@ def audit_dataset(
     near_threshold: int = 4,
     workers: int | None = None,
     progress: bool = False,
+    near_max_pixel_diff: float = NEAR_MAX_PIXEL_DIFF,
 ) -> AuditReport:
     """Read, hash and decode every scanned file once, and judge the dataset.
 
     Args:
         scanned: The output of :func:`training.data.scan.scan_dataset`.
-        near_threshold: Largest perceptual-hash Hamming distance (of 64 bits) for near duplicates.
+        near_threshold: Largest perceptual-hash Hamming distance (of 64 bits) for a candidate
+            near duplicate.
         workers: Threads for decoding (Pillow releases the GIL); default: the CPU count.
         progress: Show a progress bar on stderr.
+        near_max_pixel_diff: Largest thumbnail difference that confirms a candidate.
     """
     workers = workers or min(32, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        records = list(
+        inspected = list(
             tqdm(
                 pool.map(_inspect, scanned.files),
                 total=len(scanned.files),
@@ -339,12 +367,16 @@ def audit_dataset(
                 leave=False,
             )
         )
+    records = [record for record, _ in inspected]
+    thumbs = [thumb for record, thumb in inspected if record.error is None]
     readable = [r for r in records if r.error is None]
-    by_sha: dict[str, list[int]] = defaultdict(list)
+    by_pixels: dict[str, list[int]] = defaultdict(list)
     for i, r in enumerate(readable):
-        by_sha[r.sha256].append(i)
-    exact = [g for g in by_sha.values() if len(g) > 1]
-    near, near_leaks, notes = _near_search(readable, near_threshold, scanned.layout == "splits")
+        by_pixels[r.pixels].append(i)
+    exact = [g for g in by_pixels.values() if len(g) > 1]
+    near, near_leaks, notes = _near_search(
+        readable, thumbs, near_threshold, near_max_pixel_diff, scanned.layout == "splits"
+    )
     conflicts = [g for g in [*exact, *near] if len({readable[i].label for i in g}) > 1]
     per_class = Counter(r.label for r in readable)
 
@@ -382,62 +414,3 @@ def raise_if_untrainable(report: AuditReport) -> None:
             + "; ".join(report.verdict.reasons)
             + ". Run `python -m training audit` on it for the full report."
         )
-
-
-def _listing(title: str, items: list[str]) -> list[str]:
-    if not items:
-        return []
-    lines = [f"  {title} ({len(items)}):"]
-    lines += [f"    {item}" for item in items[:_LIST_LIMIT]]
-    if len(items) > _LIST_LIMIT:
-        lines.append(f"    … and {len(items) - _LIST_LIMIT} more")
-    return lines
-
-
-def format_audit(report: AuditReport) -> str:
-    """A plain-text report for the terminal: counts, sizes, problems by file, verdict last."""
-    readable = report.readable()
-    lines = [
-        f"Dataset: {report.root}",
-        f"Layout: {report.layout}; {len(report.classes)} class(es); {len(report.records)} "
-        f"image file(s), {len(readable)} readable",
-        "",
-        "Images per class:",
-    ]
-    splits = list(report.counts)
-    width = max([len("class"), *(len(c) for c in report.classes)])
-    lines.append("  " + "class".ljust(width) + "".join(f"{s:>8}" for s in splits))
-    for name in report.classes:
-        row = "".join(f"{report.counts[s].get(name, 0):>8}" for s in splits)
-        lines.append("  " + name.ljust(width) + row)
-    sizes = report.size_stats
-    lines += [
-        "",
-        f"Image sizes: width {sizes['width']['min']}–{sizes['width']['max']} (median "
-        f"{sizes['width']['median']:g}), height {sizes['height']['min']}–"
-        f"{sizes['height']['max']} (median {sizes['height']['median']:g})",
-        "",
-        "Problems:",
-    ]
-    problems = [
-        *_listing("Unreadable files", [f"{rel}: {why}" for rel, why in report.unreadable]),
-        *_listing("Identical files", [", ".join(g) for g in report.exact_duplicates]),
-        *_listing("Near-duplicate images", [", ".join(g) for g in report.near_duplicates]),
-        *_listing(
-            "Leakage across splits",
-            [f"{a} ({sa}) ~ {b} ({sb}) [{kind}]" for a, sa, b, sb, kind in report.leakage],
-        ),
-        *_listing(
-            "Same image in several classes", [", ".join(g) for g in report.cross_class_duplicates]
-        ),
-        *_listing("Empty class folders", report.empty_classes),
-        *_listing("Skipped files", [f"{rel}: {why}" for rel, why in report.skipped]),
-    ]
-    lines += problems or ["  none found"]
-    if report.ignored:
-        lines.append(f"  ({len(report.ignored)} system/hidden file(s) ignored)")
-    verdict = report.verdict
-    lines += ["", f"Verdict: {'TRAINABLE' if verdict.trainable else 'NOT TRAINABLE'}"]
-    lines += [f"  ✗ {reason}" for reason in verdict.reasons]
-    lines += [f"  ! {warning}" for warning in verdict.warnings]
-    return "\n".join(lines)
