@@ -570,6 +570,17 @@ def test_a_loss_that_fell_only_through_its_l2_penalty_blames_l2_not_the_rate():
     assert curve.action == act("lower", "l2", 1.0, 0.1) and "--l2 0.1" in curve.advice
     flat = loss_flat(epochs, 10, settings=settings)
     assert flat.action == act("lower", "l2", 1.0, 0.1)
+    # A fast drop and a plateau near ln(C), at a high rate, while the penalty fell far more:
+    # L2 holds it up, not the rate.
+    plateau = history([6.36, 2.99, 2.10, 1.58, 1.40, 1.27, 1.2, 1.17], lr=0.1)
+    for epoch, data in zip(plateau, [1.23, 1.03, 1.11, 1.04, 1.07, 1.07, 1.05, 1.07], strict=True):
+        epoch["data_loss"] = data
+    curve = loss_curve(plateau, 3, settings={**settings, "lr": 0.1})
+    assert curve.measured == "held_by_l2" and curve.action == act("lower", "l2", 1.0, 0.1)
+    healthy = history(HEALTHY_HEAD)
+    for epoch in healthy:
+        epoch["data_loss"] = epoch["loss"] - 0.001  # a sane L2's penalty: held by nothing
+    assert loss_curve(healthy, 3, settings=settings).measured == "healthy"
 
 
 def test_dropout_that_holds_the_fit_back_is_named_not_the_rate():

@@ -58,17 +58,19 @@ _CURVE_STATUS = {
 }
 
 
-def _only_penalty_fell(history: History, data: list[float]) -> bool:
-    """The loss Keras minimised fell ``CURVE_MIN_DROP`` while the data loss did not: the
-    optimizer spent the phase shrinking weights against L2, not fitting the data."""
+def _penalty_fell_more(history: History, data: list[float]) -> bool:
+    """The L2 penalty (Keras' loss minus the data loss) fell by more than the data loss did, and
+    by a tenth of the data loss's start or more: the optimizer spent the phase shrinking weights
+    against L2 rather than fitting the data. A sane L2 keeps the penalty a small fraction of the
+    loss, and without L2 there is no penalty to fall."""
     total = series(history, "loss")
-    if not total or total is data or len(total) != len(data):
+    if not total or len(total) != len(data) or series(history, "data_loss") is None:
         return False
-    if not all(math.isfinite(v) for v in (*total, *data)) or total[0] <= 0 or data[0] <= 0:
+    if not all(math.isfinite(v) for v in (*total, *data)) or data[0] <= 0:
         return False
-    total_fall = (total[0] - min(total)) / total[0]
-    data_fall = (data[0] - min(data)) / data[0]
-    return total_fall >= CURVE_MIN_DROP and data_fall < CURVE_MIN_DROP
+    penalty_fall = (total[0] - data[0]) - (total[-1] - data[-1])
+    data_fall = data[0] - min(data)
+    return penalty_fall > data_fall and penalty_fall >= CURVE_MIN_DROP * data[0]
 
 
 def _penalty_share(history: History) -> float:
@@ -91,7 +93,7 @@ def _weights_crushed(history: History) -> bool:
 
 def _held_by_l2(history: History, data: list[float]) -> bool:
     return (
-        _only_penalty_fell(history, data)
+        _penalty_fell_more(history, data)
         or _penalty_share(history) >= L2_HOLDS_SHARE
         or _weights_crushed(history)
     )
@@ -338,9 +340,10 @@ def loss_curve(
     - ``healthy`` at once when the loss stays under ``CONVERGED_LOSS``: nothing left to judge.
     - ``rising``: the loss ends ``CURVE_MIN_DROP`` above its start; the rate is too high.
     - ``flat``: it never fell ``CURVE_MIN_DROP`` below its start (and is not near zero).
-    - ``held_by_l2``: flat or plateaued while Keras' loss (data + L2 penalty) fell, while the
-      penalty is ``L2_HOLDS_SHARE`` of the loss or more, or while L2 crushed the weights it acts
-      on to under ``L2_CRUSHED`` of their start (Σw²): L2 is too strong, not the rate too low.
+    - ``held_by_l2``: flat or plateaued while the L2 penalty fell more than the data loss did,
+      while the penalty is ``L2_HOLDS_SHARE`` of the loss or more, or while L2 crushed the
+      weights it acts on to under ``L2_CRUSHED`` of their start (Σw²): L2 is too strong, not
+      the rate too low or too high.
     - ``late_start``: starts near ln(C) (untrained), stays flat ``LATE_START_EPOCHS``+ epochs,
       then falls: bad initialisation.
     - ``high_plateau``: the first step did ``FAST_DROP_SHARE`` of the fall, and the loss stays

@@ -143,6 +143,7 @@ def analyse_sweep(
     valid = curve[:end]
     lowest = int(np.argmin(valid))
     drop = (start - valid[lowest]) / max(start, 1e-12)
+    evidence["lowest_loss_at"] = float(rates[lowest])
     if drop < LR_MIN_DROP and (learns or (learns is None and drop >= LR_FLAT_DROP)):
         return _weak_features(drop, rates, end, weights, evidence, expected)
     if drop < LR_MIN_DROP:
