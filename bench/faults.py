@@ -34,6 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import zoo_data
 
 PROBLEM = ("warn", "fail")
+GRID = (1e-3, 1e-2, 1e-1)
+"""Phase-1 rates tried when lr_range finds no window."""
 HEAD_EPOCHS = 20
 """Phase-1 epochs of every run: enough for a head on cached features to level off at the
 calibrated rate (at 10 the healthy runs were still falling 17% an epoch, and were rightly told to
@@ -68,7 +70,7 @@ class Expect:
     def label(self) -> str:
         if self.param:
             return f"{self.check} ({self.param} {self.direction})"
-        return self.check + (f" ({' '.join(self.words)})" if self.words else "")
+        return self.check + (f' ("{" ".join(self.words)}")' if self.words else "")
 
 
 @dataclass
@@ -161,13 +163,16 @@ FAULTS = [
     ),
     Fault(
         "training labels shuffled",
-        [Expect("label_noise", words=("training labels",), statuses=("fail",))],
+        [
+            Expect("label_noise", words=("training labels",), statuses=("fail",)),
+            Expect("val_at_chance", words=("class folder",), statuses=("fail",)),
+        ],
         plant=lambda root, rng: zoo_data.relabel_training(root, 1.0, rng),
         allowed=LABEL_CONSEQUENCES,
     ),
     Fault(
         "20% training labels flipped",
-        [Expect("label_noise", words=("label",))],
+        [Expect("label_noise", words=("labels are likely wrong",))],
         plant=lambda root, rng: zoo_data.relabel_training(root, 0.2, rng),
         allowed=LABEL_CONSEQUENCES,
     ),
@@ -385,8 +390,8 @@ def table(rows: list[dict]) -> str:
 
 def calibrate(base: Path, common: list[str]) -> dict:
     """The learning rates a careful user would train with: where ``check``'s lr_range sweep on
-    the healthy data fell fastest (fastai's "steep" suggestion), or a tenth of where its loss
-    was lowest when it found no window (weak features), at most 0.1, and a tenth of that for
+    the healthy data fell fastest (fastai's "steep" suggestion), at most 0.1; when it found no
+    window (weak features), the best of ``GRID`` by validation accuracy; a tenth of that for
     phase 2. Every learning-rate fault is then a multiple of a sane rate, not of a default that
     may not suit these features."""
     _, payload, _ = run_command(["check", str(base), *common])
@@ -395,14 +400,16 @@ def calibrate(base: Path, common: list[str]) -> dict:
         if finding["check"] != "lr_range":
             continue
         if evidence.get("steepest"):
-            lr, rule = evidence["steepest"], "steepest fall"
-        elif evidence.get("lowest_loss_at"):  # weak features: no window, fastai's fallback
-            lr, rule = evidence["lowest_loss_at"] / 10, "lowest loss / 10"
-        else:
-            break
-        lr = float(f"{min(lr, 0.1):.1g}")
-        return {"lr": lr, "finetune_lr": lr / 10, "rule": rule, "lr_range": finding["status"]}
-    return {"lr": 1e-3, "finetune_lr": 1e-4, "rule": "defaults", "lr_range": None}
+            lr = float(f"{min(evidence['steepest'], 0.1):.1g}")
+            return {"lr": lr, "finetune_lr": lr / 10, "rule": "steepest fall", "lr_range": "ok"}
+    # No window (weak features): what a careful user tries next, a short head fit at each
+    # decade, keeping the best validation accuracy.
+    scores = {}
+    for lr in GRID:
+        _, result, _ = run_command(["train", str(base), *common, "--lr", f"{lr:g}"])
+        scores[lr] = (result.get("val") or {}).get("accuracy", 0.0)
+    lr = max(scores, key=lambda rate: (scores[rate], -rate))
+    return {"lr": lr, "finetune_lr": lr / 10, "rule": f"grid {scores}", "lr_range": "no window"}
 
 
 def dataset(data: str, work: Path, size: int) -> tuple[Path, bool]:
@@ -417,6 +424,21 @@ def dataset(data: str, work: Path, size: int) -> tuple[Path, bool]:
     return zoo_data.as_splits(Path(data).expanduser().resolve(), work / "base"), False
 
 
+def rejudge(path: str) -> dict:
+    """A saved ``--json`` report scored again by this file's rules (the runs are not repeated:
+    each row keeps every warn and fail its commands raised)."""
+    report = json.loads(Path(path).read_text())
+    faults = {f.name: f for f in FAULTS}
+    rows = []
+    for row in report["rows"]:
+        findings = [
+            {**p, "evidence": {"explained_by": p.get("explained_by")}} for p in row["problems"]
+        ]
+        healthy = baseline(rows)
+        rows.append({**row, **judge(faults[row["fault"]], findings, healthy)})
+    return {**report, "rows": rows, "summary": summarise(rows)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", help="a dataset folder, 'demo' or 'lookalike'")
@@ -426,7 +448,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3, help="seeds of the healthy run")
     parser.add_argument("--only", default="", help="comma-separated fault names")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--rejudge", metavar="REPORT", help="score a saved --json report again")
     args = parser.parse_args()
+    if args.rejudge:
+        report = rejudge(args.rejudge)
+        print(json.dumps(report, indent=1) if args.json else table(report["rows"]))
+        return
     work = Path(tempfile.mkdtemp(prefix="fault_zoo_"))
     os.environ["BABYSITTER_HOME"] = str(work / "home")
     common = [

@@ -209,8 +209,16 @@ def overfit_check(
     }
     if accuracy >= OVERFIT_ACCURACY and loss < OVERFIT_LOSS:
         status, advice = "ok", "Nothing to do: the model can memorise a tiny subset."
+    elif accuracy >= OVERFIT_WARN_ACCURACY and math.isfinite(loss):
+        status = "warn"
+        advice = (
+            f"Nearly memorised ({accuracy:.0%}), but the loss is still {loss:.3g}: the head "
+            "learns, slowly. Features that barely separate the images do this (random weights, "
+            "or images unlike the backbone's training data): prefer pretrained weights; if you "
+            "have them, check that the labels match the images."
+        )
     else:
-        status = "warn" if accuracy >= OVERFIT_WARN_ACCURACY and math.isfinite(loss) else "fail"
+        status = "fail"
         advice = (
             "The model cannot even memorise a handful of images: check that labels match the "
             "images, that preprocessing does not destroy them (all-black or constant inputs), "
