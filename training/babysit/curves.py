@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from itertools import pairwise
 from typing import Any
 
-from training.babysit.advice import change, render
+from training.babysit.advice import change, flag, render
 from training.babysit.findings import Finding
 from training.babysit.history import (
     EPOCHS_PARAM,
@@ -103,15 +103,15 @@ def _rate_change(settings, phase: str, op: str, factor: float):
     """(action, text): the learning-rate move from the run's rate, and how to say it."""
     param = LR_PARAM[phase]
     action = change(settings, param, op, factor)
-    flag = "--" + param.replace("_", "-")
+    name = flag(param)
     current = settings.get(param)
     verb = "Raise" if op == "raise" else "Lower"
     if action is None:
         if current is None:
-            return None, f"{verb} {flag} by {factor:g}×"
+            return None, f"{verb} {name} by {factor:g}×"
         edge = "highest" if op == "raise" else "lowest"
-        return None, f"{flag} {current:g} is already the {edge} rate worth trying"
-    return action, f"{verb} {flag} {factor:g}×, from {current:g}: {render(action)}"
+        return None, f"{name} {current:g} is already the {edge} rate worth trying"
+    return action, f"{verb} {name} {factor:g}×, from {current:g}: {render(action)}"
 
 
 def _l2_change(settings):
@@ -288,11 +288,10 @@ def _curve_advice(shape: str, phase: str, numbers: dict[str, Any], settings: dic
             action,
         )
     if shape == "late_start":
-        flag = "--" + LR_PARAM[phase].replace("_", "-")
         return (
             f"The loss sat flat for {numbers['flat_epochs']} epochs in {where} before falling, "
             f"the mark of a bad initialisation: run `python -m training check` to test the "
-            f"initial loss; if it passes, raise {flag} by 3×.",
+            f"initial loss; if it passes, raise {flag(LR_PARAM[phase])} by 3×.",
             None,
         )
     if shape == "high_plateau":
@@ -313,10 +312,9 @@ def _curve_advice(shape: str, phase: str, numbers: dict[str, Any], settings: dic
     if shape == "still_falling":
         param = EPOCHS_PARAM[phase]
         action = change(settings, param, "raise", 2.0)
-        flag = "--" + param.replace("_", "-")
-        more = f"Train longer: {render(action)}" if action else f"Double {flag}"
+        more = f"Train longer: {render(action)}" if action else f"Double {flag(param)}"
         if numbers["relative_fall"] < CURVE_MIN_DROP:
-            more += f" (if it stays slow, raise --{LR_PARAM[phase].replace('_', '-')})"
+            more += f" (if it stays slow, raise {flag(LR_PARAM[phase])})"
         return (
             f"The loss (and the validation loss) still fell {numbers['last_drop']:.0%} in the "
             f"last epoch of {where}: training stopped too early. {more}.",

@@ -15,7 +15,7 @@ import math
 
 import keras
 
-from training.babysit.advice import change, render
+from training.babysit.advice import change, flag, render
 from training.babysit.findings import Finding
 from training.babysit.thresholds import EXPLOSION_FACTOR
 
@@ -111,7 +111,6 @@ class LossExplosionStop(keras.callbacks.Callback):
         if r.get("penalty"):
             what += f" (L2 penalty {r['penalty']:.3g} on top)"
         param = "finetune_lr" if r["phase"] == "finetune" else "lr"
-        flag = "--" + param.replace("_", "-")
         current = self.settings.get(param, r["learning_rate"])
         action = change({**self.settings, param: current}, param, "lower", 10.0)
         proposal = f": {render(action)}" if action else f" by 10x (to {current / 10:.3g})"
@@ -121,7 +120,7 @@ class LossExplosionStop(keras.callbacks.Callback):
             measured=f"data loss {what} at epoch {r['epoch']}, batch {r['batch']} of the "
             f"{r['phase']} phase (learning rate {r['learning_rate']:.3g})",
             expected=expected,
-            advice=f"The learning rate is too high: lower {flag}{proposal}, or run "
+            advice=f"The learning rate is too high: lower {flag(param)}{proposal}, or run "
             "`python -m training check` to find the range.",
             evidence=dict(r),
             action=action,
