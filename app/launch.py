@@ -44,8 +44,8 @@ class SearchForm:
                 f"Expected at least one trial per stage. Received: {self.trials} trials over "
                 f"{self.stages} stages."
             )
-        if self.epochs_head < 0 or self.epochs_finetune < 0 or self.top_k < 1:
-            raise ValueError("Epochs must be 0 or more and top K at least 1.")
+        if self.epochs_head < 0 or self.epochs_finetune < 0 or self.top_k < 0:
+            raise ValueError("Epochs and top K must be 0 or more (top K 0: head search only).")
 
     def common(self) -> list[str]:
         args = ["--weights", self.weights]

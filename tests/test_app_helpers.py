@@ -40,7 +40,7 @@ def test_check_args_use_the_first_backbone():
         ({"backbones": []}, "backbone"),
         ({"backbones": ["A,B"]}, "backbone names"),
         ({"trials": 1, "stages": 2}, "one trial per stage"),
-        ({"top_k": 0}, "top K"),
+        ({"top_k": -1}, "top K"),
     ],
 )
 def test_bad_forms_are_refused_before_launch(changes, message):

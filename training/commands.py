@@ -20,7 +20,10 @@ def audit(args: argparse.Namespace) -> int:
     from training.data.audit_text import format_audit
     from training.prepare import audit_path
 
-    report = audit_path(args.data, RunStore().datasets_dir(), progress=not args.json)
+    store = RunStore()
+    report = audit_path(
+        args.data, store.datasets_dir(), progress=not args.json, cache_dir=store.cache_dir()
+    )
     if args.json:
         emit_json(report.to_dict())
     else:

@@ -7,6 +7,8 @@ on only where an accelerator is present. Every choice can be forced from the con
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 
 
@@ -45,3 +47,29 @@ def resolve_jit(jit: str) -> bool | str:
     if keras.backend.backend() == "jax":
         return True
     return "auto" if accelerator() else False
+
+
+COMPILE_CACHE_MIN_SECONDS = 0.1
+"""Compiled programs that took longer than this are kept on disk. A head trial's programs take
+a fraction of a second to a few seconds each, and a search compiles a dozen."""
+
+
+def use_compilation_cache(directory: Path) -> None:
+    """Keep the backend's compiled programs in ``directory`` so the next process reuses them.
+
+    JAX has a persistent compilation cache (XLA executables keyed by the program and the
+    machine); a second search or train on the same shapes then skips most compilation.
+    TensorFlow has no equivalent for Keras' traced functions, so there this does nothing.
+    """
+    if keras.backend.backend() != "jax":
+        return
+    import jax
+    from jax.experimental.compilation_cache import compilation_cache
+
+    directory = str(directory)
+    if jax.config.jax_compilation_cache_dir == directory:
+        return
+    compilation_cache.reset_cache()  # a process that changes homes must not keep the old one
+    jax.config.update("jax_compilation_cache_dir", directory)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", COMPILE_CACHE_MIN_SECONDS)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)

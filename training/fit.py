@@ -32,8 +32,9 @@ from training.blocks import set_trainable_top_blocks
 from training.callbacks import RunLogger, ThrottledBackupAndRestore
 from training.config import TrainConfig
 from training.data.batches import ImageBatches
-from training.device import accelerator, apply_precision, resolve_jit
+from training.device import accelerator, apply_precision, resolve_jit, use_compilation_cache
 from training.errors import BabysitterError, TrainingDiverged
+from training.feature_cache import cached_features
 from training.losses import classification_loss
 from training.model import Classifier, build_classifier
 from training.parallel import batch_multiple, data_parallel
@@ -98,6 +99,7 @@ def train(
 ) -> TrainResult:
     """Audit, split, decode, fine-tune in two phases, evaluate, save; one stored run."""
     store = store or RunStore()
+    use_compilation_cache(store.compilation_cache_dir())
     spec, image_size, data = prepare_for_config(config, store, progress=verbose > 0)
     with data_parallel(config.devices, config.batch_size) as devices:
         if devices > 1:
@@ -169,7 +171,9 @@ def _train_run(
         echo("Phase 1 already finished in this run: weights reloaded.")
     elif not config.pretrained:
         recalibrate(clf, data, config)
-    features = _features(clf, data, config, echo)
+    # Computed once, before phase 1: phase 1 trains on them and ``label_noise`` reads them
+    # (before any fine-tuning has fitted the labels).
+    features = backbone_features(clf, data, ("train", "val"), config, store.cache_dir(), echo)
     noise = _label_noise(features, data, config)
     if not phase1_path.exists():
         if config.epochs_head > 0:
@@ -206,15 +210,18 @@ def _trainable(model: keras.Model) -> int:
     return int(sum(np.prod(w.shape) for w in model.trainable_weights))
 
 
-def _features(clf, data, config, echo) -> dict[str, np.ndarray]:
-    """Frozen-backbone features of the train and val images, computed once: phase 1 trains on
-    them and ``label_noise`` reads them (before any fine-tuning has fitted the labels)."""
-    rows = {split: data.rows(split) for split in ("train", "val")}
-    echo(f"Computing {clf.spec.name} features once for {sum(map(len, rows.values()))} images…")
-    return {
-        split: extract_features(clf, data.cache.images, split_rows, config.batch_size)
-        for split, split_rows in rows.items()
-    }
+def backbone_features(clf, data, splits, config, cache_dir, echo) -> dict[str, np.ndarray]:
+    """The frozen backbone's features of ``splits``; pretrained ones come from (and go to) the
+    store's feature cache, so a later run on the same data and weights skips the pass."""
+    return cached_features(
+        clf,
+        data.cache.images,
+        {split: data.rows(split) for split in splits},
+        cache_dir if config.pretrained else None,
+        data.cache.key,
+        lambda rows: extract_features(clf, data.cache.images, rows, config.batch_size),
+        echo,
+    )
 
 
 def _label_noise(features, data, config) -> Finding:

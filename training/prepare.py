@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from training.data.audit import AuditReport, audit_dataset, raise_if_untrainable
+from training.data.audit_cache import cached_audit
 from training.data.cache import ImageCache, load_or_build_cache
 from training.data.scan import resolve_dataset, scan_dataset
 from training.data.split import split_records
@@ -41,10 +42,21 @@ class PreparedData:
         return {name: len(rows) for name, rows in self.splits.items()}
 
 
-def audit_path(data: str | Path, datasets_dir: Path, progress: bool = False) -> AuditReport:
-    """Unpack if needed, scan and audit; the ``audit`` command stops here."""
+def audit_path(
+    data: str | Path,
+    datasets_dir: Path,
+    progress: bool = False,
+    cache_dir: Path | None = None,
+) -> AuditReport:
+    """Unpack if needed, scan and audit; the ``audit`` command stops here.
+
+    With ``cache_dir``, a dataset whose files are all unchanged since an earlier audit gets
+    that audit's report back without reading an image (``training.data.audit_cache``).
+    """
     root = resolve_dataset(Path(data).expanduser(), datasets_dir)
-    return audit_dataset(scan_dataset(root), progress=progress)
+    return cached_audit(
+        scan_dataset(root), cache_dir, lambda scanned: audit_dataset(scanned, progress=progress)
+    )
 
 
 def prepare_data(
@@ -57,7 +69,7 @@ def prepare_data(
     progress: bool = True,
 ) -> PreparedData:
     """Everything between a dataset path and arrays a model can fit on."""
-    report = audit_path(data, datasets_dir, progress=progress)
+    report = audit_path(data, datasets_dir, progress=progress, cache_dir=cache_dir)
     raise_if_untrainable(report)
     readable = report.readable()
     groups = [*report.exact_duplicates, *report.near_duplicates]

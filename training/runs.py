@@ -8,7 +8,8 @@ instead of joining strings, and the layout can change in one place. Layout under
     runs/<run_id>/        config.json, events.jsonl, model.keras, head.weights.h5, history.json,
                           tb/ (TensorBoard), backup/<phase>/ (BackupAndRestore)
     datasets/             unpacked archives
-    cache/                decoded image caches, feature caches
+    cache/                images-<key>/ decoded images, features-<key>/ backbone features,
+                          audits/ audit reports, compiled/ the JAX compilation cache
     demo/                 the generated demo dataset
 
 Jobs are separate processes, so every call opens its own short-lived connection; writes take the
@@ -536,8 +537,12 @@ class RunStore:
         return self._subdir("datasets")
 
     def cache_dir(self) -> Path:
-        """Where decoded-image and feature caches live (created on first use)."""
+        """Where decoded-image, feature and audit caches live (created on first use)."""
         return self._subdir("cache")
+
+    def compilation_cache_dir(self) -> Path:
+        """Where the backend keeps compiled programs between processes (JAX only)."""
+        return self.cache_dir() / "compiled"
 
     def demo_dir(self) -> Path:
         """Where the demo dataset is generated (created on first use)."""

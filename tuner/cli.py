@@ -32,7 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stages", type=int, default=2, help="coarse-to-fine stages")
     p.add_argument("--epochs-head", type=int, default=10, help="epochs of each head trial")
     p.add_argument("--epochs-finetune", type=int, default=3, help="phase 2 epochs of the top K")
-    p.add_argument("--top-k", type=int, default=2, help="configurations fine-tuned in full")
+    p.add_argument(
+        "--top-k",
+        type=int,
+        default=2,
+        help="configurations fine-tuned in full (0: a head search only, no model)",
+    )
     p.add_argument("--tuner", default="random", choices=["random", "hyperband", "bayesian"])
     p.add_argument(
         "--space",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
 from training.cli import emit_json
@@ -47,7 +48,13 @@ def run_search(args: argparse.Namespace) -> int:
     s = result.summary
     print()
     print(f"Search {result.run_id} completed.")
-    print(f"  best trial {s['best_trial']} (fine-tuned as run {s['best_run']})")
+    if s["best_run"]:
+        print(f"  best trial {s['best_trial']} (fine-tuned as run {s['best_run']})")
+    else:
+        print(
+            f"  best trial {s['best_trial']}: head val accuracy {s['head_val_accuracy']:.1%} "
+            "(--top-k 0: no model trained)"
+        )
     print("  hyperparameters: " + ", ".join(f"{k}={v}" for k, v in s["hyperparameters"].items()))
     for split in ("train", "val", "test"):
         if split in s:
@@ -57,6 +64,26 @@ def run_search(args: argparse.Namespace) -> int:
         f"  trials: {t['completed']} completed, {t['failed']} failed, "
         f"{t['head_seconds_mean']:.2f} s per head trial"
     )
-    print(f"  model: {s['model']}")
+    if s["model"]:
+        print(f"  model: {s['model']}")
+    else:
+        print(f"  to train it: {train_command(args, s)}")
     print(format_findings(result.findings))
     return 0
+
+
+def train_command(args: argparse.Namespace, summary: dict) -> str:
+    """The ``train`` command line of a head-only search's best configuration."""
+    words = ["python", "-m", "training", "train", args.data, "--backbone", summary["backbone"]]
+    if args.weights != "imagenet":
+        words += ["--weights", args.weights]
+    if args.image_size:
+        words += ["--image-size", str(args.image_size)]
+    for key, value in summary["hyperparameters"].items():
+        if key in ("backbone", "finetune_factor", "unfreeze"):
+            continue
+        words += [
+            f"--{key.replace('_', '-')}",
+            f"{value:.3g}" if isinstance(value, float) else str(value),
+        ]
+    return shlex.join(words)

@@ -7,7 +7,8 @@
    the first narrows the ranges around the best trials, or widens one whose best value sits at
    its edge (``tuner.stages``).
 3. The top K configurations are fine-tuned in full by ``training.fit.train`` (two phases, stored
-   as train runs with their own findings); the best becomes the search run's model.
+   as train runs with their own findings); the best becomes the search run's model. With
+   ``--top-k 0`` the search stops at the best head configuration and trains no model.
 
 Everything is in the run store as it happens; Keras Tuner's own files (one project per stage)
 make a killed search resumable: finished trials are kept, the interrupted one is redone.
@@ -29,8 +30,9 @@ import numpy as np
 
 from training.babysit.findings import Finding, as_dicts
 from training.backbones import get_backbone
+from training.device import use_compilation_cache
 from training.errors import ConfigError, TrainingDiverged
-from training.fit import extract_features, recalibrate, train
+from training.fit import backbone_features, recalibrate, train
 from training.model import build_classifier
 from training.prepare import PreparedData, prepare_data
 from training.runs import RunStore
@@ -126,13 +128,14 @@ def search(
     """
     store = store or RunStore()
     started = time.perf_counter()
+    use_compilation_cache(store.compilation_cache_dir())
     data = _prepare(config, store, verbose)
     if len(data.rows("val")) == 0:
         raise ConfigError(
             "A search needs validation images to compare trials: give a val/ split or "
             "--val-split above 0."
         )
-    trainers = {} if role == "chief" else _feature_trainers(config, data, echo)
+    trainers = {} if role == "chief" else _feature_trainers(config, data, store, echo)
     if role == "worker":
         run = _chief_run(config, data, store)
         _run_stages(config, trainers, store, run.id, echo, role)
@@ -142,8 +145,11 @@ def search(
         searching = time.perf_counter()
         findings = _run_stages(config, trainers, store, run.id, echo, role)
         finetuning = time.perf_counter()
-        summary, more = _finetune_top(config, store, run.id, echo)
-        findings += more
+        if config.top_k > 0:
+            summary, more = _finetune_top(config, store, run.id, echo)
+            findings += more
+        else:
+            summary = _head_only_summary(store, run.id)
         summary["seconds"] = {
             "prepare_and_features": round(searching - started, 2),
             "head_search": round(finetuning - searching, 2),
@@ -181,7 +187,9 @@ def _prepare(config: SearchConfig, store: RunStore, verbose: int) -> PreparedDat
     )
 
 
-def _feature_trainers(config: SearchConfig, data: PreparedData, echo) -> dict[str, HeadTrainer]:
+def _feature_trainers(
+    config: SearchConfig, data: PreparedData, store: RunStore, echo
+) -> dict[str, HeadTrainer]:
     """Each backbone's features of the train and val images, computed once, as head trainers."""
     trainers = {}
     for name in config.backbones:
@@ -196,11 +204,9 @@ def _feature_trainers(config: SearchConfig, data: PreparedData, echo) -> dict[st
         )
         if not train_config.pretrained:
             recalibrate(clf, data, train_config)
-        echo(f"Computing {name} features once for {sum(map(len, data.splits.values()))} images…")
-        features = {
-            split: extract_features(clf, data.cache.images, data.rows(split), config.batch_size)
-            for split in ("train", "val")
-        }
+        features = backbone_features(
+            clf, data, ("train", "val"), train_config, store.cache_dir(), echo
+        )
         trainers[name] = HeadTrainer(
             features["train"],
             data.labels("train"),
@@ -258,7 +264,7 @@ def _chief_run(config: SearchConfig, data: PreparedData, store: RunStore, wait_s
 
 
 def _first_space(config: SearchConfig, store: RunStore | None, dataset: str | None):
-    space = default_space(config.backbones, phase2=config.epochs_finetune > 0)
+    space = default_space(config.backbones, phase2=config.epochs_finetune > 0 and config.top_k > 0)
     if store is not None:
         actions = _gate_actions(store, dataset, config.backbones)
         if actions:
@@ -411,15 +417,46 @@ def trial_train_overrides(values: dict) -> dict:
     return out
 
 
-def _finetune_top(config: SearchConfig, store: RunStore, run_id: str, echo):
-    """Fine-tune the top K head configurations in full; the best becomes the search's model."""
+def _completed_trials(store: RunStore, run_id: str) -> list[dict]:
     completed = [t for t in trials(store, run_id) if t["status"] == "completed"]
     if not completed:
         raise ConfigError(
             "Every trial failed (see `python -m training runs show "
             f"{run_id}`): the ranges are off. Run `python -m training check` for the lr range."
         )
-    ranked = sorted(completed, key=lambda t: -t["score"])[: max(config.top_k, 1)]
+    return completed
+
+
+def _trial_counts(all_trials: list[dict]) -> dict:
+    return {
+        "completed": sum(t["status"] == "completed" for t in all_trials),
+        "failed": sum(t["status"] != "completed" for t in all_trials),
+        "head_seconds_mean": float(np.mean([t["seconds"] for t in all_trials]))
+        if all_trials
+        else 0.0,
+    }
+
+
+def _head_only_summary(store: RunStore, run_id: str) -> dict:
+    """``--top-k 0``: the best head trial is the answer; no model is trained or saved."""
+    best = max(_completed_trials(store, run_id), key=lambda t: t["score"])
+    return {
+        "best_trial": best["trial_id"],
+        "best_run": None,
+        "hyperparameters": best["hyperparameters"],
+        "head_val_accuracy": best["score"],
+        "backbone": best["hyperparameters"].get("backbone")
+        or store.get_run(run_id).config["backbones"][0],
+        "finetuned": [],
+        "trials": _trial_counts(trials(store, run_id)),
+        "model": None,
+    }
+
+
+def _finetune_top(config: SearchConfig, store: RunStore, run_id: str, echo):
+    """Fine-tune the top K head configurations in full; the best becomes the search's model."""
+    completed = _completed_trials(store, run_id)
+    ranked = sorted(completed, key=lambda t: -t["score"])[: config.top_k]
     done = {e["trial_id"]: e for e in store.events(run_id) if e.get("event") == "finetuned"}
     findings: list[Finding] = []
     for rank, trial in enumerate(ranked, start=1):
@@ -462,13 +499,7 @@ def _finetune_top(config: SearchConfig, store: RunStore, run_id: str, echo):
         "backbone": child.summary.get("backbone"),
         "classes": child.summary.get("classes"),
         "finetuned": list(done.values()),
-        "trials": {
-            "completed": sum(t["status"] == "completed" for t in all_trials),
-            "failed": sum(t["status"] != "completed" for t in all_trials),
-            "head_seconds_mean": float(np.mean([t["seconds"] for t in all_trials]))
-            if all_trials
-            else 0.0,
-        },
+        "trials": _trial_counts(all_trials),
         "model": str(store.artifact(run_id, "model")),
     }
     return summary, findings

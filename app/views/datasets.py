@@ -20,6 +20,7 @@ from app.common import (
 from training.data.audit import Leak
 from training.errors import BabysitterError
 from training.prepare import audit_path
+from training.runs import RunStore
 
 THUMBS_PER_CLASS = 6
 
@@ -27,7 +28,8 @@ THUMBS_PER_CLASS = 6
 @st.cache_data(show_spinner="Auditing images…", max_entries=16)
 def audit(path: str, home: str, stamp: float) -> dict:
     """The audit of a dataset folder or archive (cached by path and modification time)."""
-    report = audit_path(path, Path(home) / "datasets")
+    store = RunStore(home)
+    report = audit_path(path, store.datasets_dir(), cache_dir=store.cache_dir())
     return {"report": report}
 
 

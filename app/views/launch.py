@@ -75,7 +75,14 @@ trials = c1.number_input("Trials", 1, 1000, 20, key="trials")
 stages = c2.number_input("Stages", 1, 10, 2, key="stages")
 epochs_head = c3.number_input("Head epochs", 0, 500, 10, key="epochs_head")
 epochs_finetune = c4.number_input("Fine-tune epochs", 0, 500, 3, key="epochs_finetune")
-top_k = c5.number_input("Top K fine-tuned", 1, 20, 2, key="top_k")
+top_k = c5.number_input(
+    "Top K fine-tuned",
+    0,
+    20,
+    2,
+    key="top_k",
+    help="0: search heads only and train no model (the result is the best configuration)",
+)
 
 form = SearchForm(
     data=data,

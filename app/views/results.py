@@ -57,6 +57,13 @@ if run.kind == "search":
     st.subheader(f"Best trial: {summary.get('best_trial', '–')}")
     if summary.get("best_run"):
         st.caption(f"Fine-tuned in full as run `{summary['best_run']}`.")
+    else:
+        head = summary.get("head_val_accuracy")
+        st.caption(
+            "A head search only (top K 0): no model was trained"
+            + (f"; the best head reached {head:.1%} validation accuracy." if head else ".")
+            + " Train this configuration from the Launch page to get a model."
+        )
     if summary.get("hyperparameters"):
         st.dataframe(
             [{"hyperparameter": k, "value": str(v)} for k, v in summary["hyperparameters"].items()],

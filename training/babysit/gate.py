@@ -29,6 +29,8 @@ from training.babysit.findings import Finding, as_dicts, worst_status
 from training.babysit.label_noise import label_noise_check
 from training.babysit.lr_range import analyse_sweep, sweep_learning_rates
 from training.config import TrainConfig
+from training.device import use_compilation_cache
+from training.feature_cache import cached_features
 from training.fit import extract_features, make_optimizer, recalibrate
 from training.losses import classification_loss
 from training.model import build_classifier, build_head
@@ -58,13 +60,14 @@ def run_gate(
     """Prepare the data as ``train`` would, run the four checks, store them as a ``check`` run."""
     started = time.monotonic()
     store = store or RunStore()
+    use_compilation_cache(store.compilation_cache_dir())
     spec, image_size, data = prepare_for_config(config, store, progress=verbose > 0)
     run = store.create_run(
         "check", spec.name, config.to_dict(), config.fingerprint(data.cache.key), str(data.root)
     )
     findings: list[Finding] = audit_findings(data.audit)
     try:
-        findings += _model_checks(config, spec, image_size, data, echo)
+        findings += _model_checks(config, spec, image_size, data, store, echo)
     except BaseException as error:
         store.add_findings(run.id, findings)
         store.set_status(run.id, "failed", error=f"{type(error).__name__}: {error}")
@@ -83,7 +86,7 @@ def _sample(rows: np.ndarray, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(rows, GATE_MAX_IMAGES, False))
 
 
-def _model_checks(config, spec, image_size, data, echo) -> list[Finding]:
+def _model_checks(config, spec, image_size, data, store, echo) -> list[Finding]:
     keras.utils.set_random_seed(config.seed)
     clf = build_classifier(
         spec, data.class_names, image_size, config.weights, dropout=0.0, augment=False
@@ -92,9 +95,16 @@ def _model_checks(config, spec, image_size, data, echo) -> list[Finding]:
         recalibrate(clf, data, config)
     rows = _sample(data.rows("train"), config.seed)
     val_rows = _sample(data.rows("val"), config.seed)
-    echo(f"Computing {spec.name} features for {len(rows) + len(val_rows)} images…")
-    x = extract_features(clf, data.cache.images, rows, config.batch_size)
-    val_x = extract_features(clf, data.cache.images, val_rows, config.batch_size)
+    features = cached_features(
+        clf,
+        data.cache.images,
+        {"train": rows, "val": val_rows},
+        store.cache_dir() if config.pretrained else None,
+        data.cache.key,
+        lambda todo: extract_features(clf, data.cache.images, todo, config.batch_size),
+        echo,
+    )
+    x, val_x = features["train"], features["val"]
     y = data.cache.labels[rows]
     num_classes = len(data.class_names)
 

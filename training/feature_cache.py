@@ -1,0 +1,142 @@
+"""Backbone features computed once per dataset and backbone, kept for every later run.
+
+A frozen pretrained backbone maps an image to the same features in ``train`` phase 1, ``check``
+and every ``search``: the backbone pass is the fixed cost of all three, so its output is stored
+in the run store's cache and read back by the next run on the same data. The key is everything
+the features depend on: the decoded images (the image cache's content key, which covers every
+file's bytes, label and split, and the image size), the backbone, its preprocessing, a digest of
+the weights actually loaded (so a changed weights file, or another Keras release's ImageNet
+file, is a new key), the dtype policy and the Keras backend.
+
+Random initial weights are not cached: they are drawn per run and their BatchNorm statistics
+are re-estimated on that run's training split, and the saved model must carry exactly the
+backbone its head was trained on.
+
+Rows are computed on demand: a run asks for its splits' rows, the missing ones are computed and
+the file is replaced atomically (temporary sibling, then rename), so a killed run or a second
+process never leaves a half-written file that a later run would read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import keras
+import numpy as np
+
+FEATURES_VERSION = 1
+"""Bump when the feature pass changes (pooling, preprocessing, batching), so old files are not
+read."""
+
+FEATURES_FILE = "features.npz"
+
+
+def weights_digest(model: keras.Model) -> str:
+    """SHA-256 of every weight value (in order, with its shape): what the model computes with."""
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        value = np.ascontiguousarray(keras.ops.convert_to_numpy(weight))
+        digest.update(f"{weight.path}:{value.shape}:{value.dtype}|".encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()[:24]
+
+
+def feature_key(dataset_key: str, backbone: str, preprocessing: str, weights: str) -> str:
+    """The cache key of one (dataset at a size, backbone, preprocessing, weights) combination."""
+    parts = {
+        "version": FEATURES_VERSION,
+        "dataset": dataset_key,
+        "backbone": backbone,
+        "preprocessing": preprocessing,
+        "weights": weights,
+        "policy": keras.config.dtype_policy().name,
+        "backend": keras.backend.backend(),
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
+
+
+class FeatureCache:
+    """One key's features, one row per image of the image cache, filled in as runs ask."""
+
+    def __init__(self, directory: Path, rows: int):
+        self.path = Path(directory) / FEATURES_FILE
+        self.rows = rows
+        self.features: np.ndarray | None = None
+        self.have = np.zeros(rows, dtype=bool)
+        self._load()
+
+    def _load(self) -> None:
+        try:
+            with np.load(self.path, allow_pickle=False) as stored:
+                features, have = stored["features"], stored["have"]
+        except (OSError, KeyError, ValueError):
+            return  # missing or unreadable: computed again and replaced
+        if features.ndim == 2 and len(features) == self.rows and have.shape == (self.rows,):
+            self.features, self.have = features.astype(np.float32), have.astype(bool)
+
+    def missing(self, rows: np.ndarray) -> np.ndarray:
+        return rows[~self.have[rows]]
+
+    def get(self, rows: np.ndarray, compute: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """Features of ``rows``, computing (and storing) only those not stored yet."""
+        todo = np.unique(self.missing(rows))
+        if len(todo):
+            computed = compute(todo)
+            if self.features is None:
+                self.features = np.zeros((self.rows, computed.shape[1]), np.float32)
+            self.features[todo] = computed
+            self.have[todo] = True
+            self._save()
+        if self.features is None:  # no rows asked for and nothing stored
+            return np.zeros((0, 0), np.float32)
+        return self.features[rows]
+
+    def _save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}.tmp.npz")
+        try:
+            np.savez(temp, features=self.features, have=self.have)
+            os.replace(temp, self.path)
+        except OSError:
+            temp.unlink(missing_ok=True)  # a full disk costs the reuse, never the run
+
+
+def cached_features(
+    clf,
+    images: np.ndarray,
+    rows: dict[str, np.ndarray],
+    cache_dir: Path | None,
+    dataset_key: str,
+    extract: Callable[[np.ndarray], np.ndarray],
+    echo: Callable[[str], None] = print,
+) -> dict[str, np.ndarray]:
+    """Each split's features; from the store's cache when ``cache_dir`` is given.
+
+    ``extract(rows)`` runs the backbone on those image rows; it is called once, for the rows
+    that no earlier run computed (all of them on a first run).
+    """
+    total = sum(len(r) for r in rows.values())
+    if cache_dir is None:
+        echo(f"Computing {clf.spec.name} features once for {total} images…")
+        return {split: extract(split_rows) for split, split_rows in rows.items()}
+    spec = clf.spec
+    key = feature_key(dataset_key, spec.name, spec.preprocess_mode, weights_digest(clf.backbone))
+    cache = FeatureCache(Path(cache_dir) / f"features-{key}", len(images))
+    wanted = np.concatenate([np.asarray(r, np.int64) for r in rows.values()] or [[]])
+    wanted = wanted.astype(np.int64)
+    missing = len(np.unique(cache.missing(wanted)))
+    if missing:
+        echo(f"Computing {spec.name} features once for {missing} images…")
+    else:
+        echo(f"{spec.name} features of all {total} images reused from the cache.")
+    everything = cache.get(wanted, extract)
+    out, start = {}, 0
+    for split, split_rows in rows.items():
+        out[split] = everything[start : start + len(split_rows)]
+        start += len(split_rows)
+    return out
