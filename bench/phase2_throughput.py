@@ -47,10 +47,10 @@ a mean, so an occasional checkpoint counts in full.
   RunLogger's own "seconds" (the old measure) stop before its writes; the difference is printed
   ("not in log"). With today's callback order the checkpoint happens to fall inside them.
 - Inside no gap, on either side: the first epoch; for ours everything ``train`` does outside
-  phase 2's epochs (audit, decode-once cache, the backbone features for ``label_noise``, the
-  BatchNorm recalibrations, evaluation, predictions, saving ``model.keras``: all in "run s", the
-  whole ``train`` call), and after the last epoch its heartbeat and ``on_train_end`` (removing
-  the checkpoint folder).
+  phase 2's epochs (audit, decode-once cache, the backbone features for ``label_noise`` or their
+  feature cache, the BatchNorm recalibrations, evaluation, predictions, saving ``model.keras``:
+  all in "run s", the whole ``train`` call), and after the last epoch its heartbeat and
+  ``on_train_end`` (removing the checkpoint folder).
 
 ``--weights PATH`` takes a pretrained notop ``.weights.h5`` (e.g. from ``bench/pretrain.py``) for
 the frozen-BN rows; without it the random-init backbone is saved to a file and loaded from there:
@@ -69,6 +69,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -228,6 +229,7 @@ def ours(
         "gaps": gaps,
         "images": images,
         "checkpoints": sum(clock.checkpointed[1:]),
+        "checkpoint_epochs": [i + 1 for i, done in enumerate(clock.checkpointed) if done],
         # What the old measurement (RunLogger's "seconds") left out, per timed epoch.
         "beyond_logger_s": float(np.mean(np.subtract(gaps, clock.logger_seconds[1:])))
         if gaps
@@ -309,6 +311,7 @@ def measure_row(args, data, x, y, precision, treatment, weights_file) -> dict:
         "plain_epoch_s": [round(g, 3) for g in plain["gaps"]],
         "training_epoch_s": [round(g, 3) for g in mine["gaps"]],
         "training_checkpoints_timed": mine["checkpoints"],
+        "training_checkpoint_after_epochs": mine["checkpoint_epochs"],
         "training_beyond_logger_s_per_epoch": round(mine["beyond_logger_s"], 4),
         "training_run_s": round(mine["run_s"], 1),
         "backbone_trainable": {
@@ -393,11 +396,18 @@ def main() -> None:
     treatments = [t.strip() for t in args.bn.split(",") if t.strip()]
     if args.epochs < 2 or not treatments or set(treatments) - set(TREATMENTS):
         parser.error("--epochs must be at least 2 and --bn a list of 'frozen', 'trained'")
+    work = Path(tempfile.mkdtemp(prefix="bench-phase2-"))
+    try:
+        run(args, treatments, work)
+    finally:  # JPEGs, caches and one saved model per run: hundreds of MB at 224 px
+        shutil.rmtree(work, ignore_errors=True)
 
+
+def run(args: argparse.Namespace, treatments: list[str], work: Path) -> None:
+    """Generate the images, measure every (precision, treatment) row, print them."""
     from training.backbones import get_backbone
     from training.data.images import load_rgb
 
-    work = Path(tempfile.mkdtemp(prefix="bench-phase2-"))
     os.environ["BABYSITTER_HOME"] = str(work / "home")
     data = work / "jpegs"
     write_jpegs(data, args.images, args.size)

@@ -128,7 +128,14 @@ class _HeadWatch(keras.callbacks.Callback):
     stopped here would have been stopped by ``train`` too.
     """
 
-    def __init__(self, hp: HeadHyperparameters, epochs: int, initial: float, result):
+    def __init__(
+        self,
+        hp: HeadHyperparameters,
+        epochs: int,
+        initial: float,
+        result,
+        validation: tuple[np.ndarray, np.ndarray],
+    ):
         super().__init__()
         self.hp, self.epochs, self.limit, self.result = (
             hp,
@@ -136,6 +143,7 @@ class _HeadWatch(keras.callbacks.Callback):
             EXPLOSION_FACTOR * initial,
             result,
         )
+        self.val_x, self.val_y = validation
 
     def on_epoch_begin(self, epoch, logs=None):
         self.rate = schedule_rate(self.hp.schedule, self.hp.lr, epoch, self.epochs)
@@ -143,11 +151,35 @@ class _HeadWatch(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = {k: float(v) for k, v in (logs or {}).items()}
+        if len(self.val_x):
+            logs.update(validate(self.model, self.val_x, self.val_y))
         self.result.history.append({"epoch": epoch + 1, **logs, "lr": self.rate})
         loss = logs.get("data_loss", logs.get("loss", math.nan))
         if not math.isfinite(loss) or loss > self.limit:
             self.result.exploded = {"epoch": epoch + 1, "loss": loss, "learning_rate": self.rate}
             self.model.stop_training = True
+
+
+def validate(model: keras.Model, x: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """``val_loss`` (cross-entropy plus the L2 penalty, as Keras reports it) and
+    ``val_accuracy`` from one compiled prediction call.
+
+    ``fit(validation_data=…)`` runs a whole ``evaluate`` per epoch (data adapter, iterator,
+    metric resets): 0.35 s an epoch under TensorFlow on 2 cores and 0.07 s under JAX, five
+    times the training epoch itself. One ``predict_on_batch`` of the cached features and a few
+    NumPy operations give the same numbers.
+    """
+    logits = np.asarray(model.predict_on_batch(x), dtype=np.float64)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    data_loss = float(-log_probs[np.arange(len(labels)), labels].mean())
+    penalty = sum(
+        float(np.asarray(layer.l2)) * float(np.sum(np.square(np.asarray(layer.kernel))))
+        for layer in model.layers
+        if isinstance(layer, VariableL2Dense)
+    )
+    accuracy = float(np.mean(logits.argmax(axis=1) == labels))
+    return {"val_loss": data_loss + penalty, "val_accuracy": accuracy, "val_data_loss": data_loss}
 
 
 class HeadTrainer:
@@ -210,6 +242,8 @@ class HeadTrainer:
         targets = self._targets(self.train_y, 0.0)
         model.optimizer.learning_rate.assign(0.0)
         model.fit(self.train_x, targets, batch_size=self.batch_size, epochs=1, verbose=0)
+        if len(self.val_x):
+            model.predict_on_batch(self.val_x)  # traces (compiles) the prediction once
 
     def _reset(self, model: keras.Model, hp: HeadHyperparameters, seed: int) -> None:
         """Fresh weights (the initializers of a new head), zeroed optimizer, this trial's knobs.
@@ -253,17 +287,14 @@ class HeadTrainer:
         model = self._model(hp.head_units, hp.optimizer)
         self._reset(model, hp, seed)
         targets = self._targets(self.train_y, hp.label_smoothing)
-        val_targets = self._targets(self.val_y, 0.0)
         result = HeadResult()
-        watch = _HeadWatch(hp, epochs, math.log(self.num_classes), result)
+        watch = _HeadWatch(hp, epochs, math.log(self.num_classes), result, (self.val_x, self.val_y))
         order = np.random.default_rng(seed).permutation(len(self.train_x))
         model.fit(
             self.train_x[order],
             targets[order],
             batch_size=self.batch_size,
             epochs=epochs,
-            validation_data=(self.val_x, val_targets) if len(self.val_x) else None,
-            validation_batch_size=1024,
             callbacks=[watch],
             verbose=0,
             shuffle=True,
