@@ -120,7 +120,7 @@ WARNING = """
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
     parser.add_argument(
         "data", nargs="?", help="a class-folder dataset (or train/ val/ folders), or demo:N"
     )

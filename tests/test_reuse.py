@@ -11,6 +11,7 @@ from PIL import Image
 
 import training.fit
 import training.prepare
+import tuner.search
 from tests.imagegen import make_image_folder
 from training.backbones import get_backbone
 from training.data.audit import audit_dataset
@@ -39,9 +40,15 @@ def weights_file(tmp_path):
 
 @pytest.fixture
 def calls(monkeypatch):
-    """How many times the audit and the backbone feature pass actually ran."""
-    counts = {"audit": 0, "features": 0}
+    """How many times the audit and the backbone feature pass actually ran, and how many
+    backbones a search built."""
+    counts = {"audit": 0, "features": 0, "builds": 0}
     audit, extract = training.prepare.audit_dataset, training.fit.extract_features
+    build = tuner.search.build_classifier
+
+    def counted_build(*args, **kwargs):
+        counts["builds"] += 1
+        return build(*args, **kwargs)
 
     def counted_audit(*args, **kwargs):
         counts["audit"] += 1
@@ -53,6 +60,7 @@ def calls(monkeypatch):
 
     monkeypatch.setattr(training.prepare, "audit_dataset", counted_audit)
     monkeypatch.setattr(training.fit, "extract_features", counted_extract)
+    monkeypatch.setattr(tuner.search, "build_classifier", counted_build)
     return counts
 
 
@@ -81,9 +89,9 @@ def test_a_second_head_search_reuses_the_audit_and_features_and_finds_the_same(
 ):
     messages: list[str] = []
     first = search(head_search(colours, weights_file), verbose=0, echo=messages.append)
-    assert calls == {"audit": 1, "features": 1}
+    assert calls == {"audit": 1, "features": 1, "builds": 1}
     second = search(head_search(colours, weights_file), verbose=0, echo=messages.append)
-    assert calls == {"audit": 1, "features": 1}  # neither ran again
+    assert calls == {"audit": 1, "features": 1, "builds": 1}  # nothing ran or was built again
     assert any("reused from the cache" in m for m in messages)
     store = RunStore()
     assert len(feature_dirs(store)) == 1
@@ -104,7 +112,7 @@ def test_a_changed_image_is_audited_again_and_its_features_computed(colours, wei
     victim = next((colours / "red").iterdir())
     Image.new("RGB", (32, 32), (0, 0, 255)).save(victim)
     search(head_search(colours, weights_file), verbose=0, echo=lambda m: None)
-    assert calls == {"audit": 2, "features": 2}
+    assert calls["audit"] == 2 and calls["features"] == 2
     assert len(feature_dirs(RunStore())) == 2  # the dataset's content key changed
 
 

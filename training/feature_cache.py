@@ -4,9 +4,10 @@ A frozen pretrained backbone maps an image to the same features in ``train`` pha
 and every ``search``: the backbone pass is the fixed cost of all three, so its output is stored
 in the run store's cache and read back by the next run on the same data. The key is everything
 the features depend on: the decoded images (the image cache's content key, which covers every
-file's bytes, label and split, and the image size), the backbone, its preprocessing, a digest of
-the weights actually loaded (so a changed weights file, or another Keras release's ImageNet
-file, is a new key), the dtype policy and the Keras backend.
+file's bytes, label and split, and the image size), the backbone, its preprocessing, the weights
+(a weights file's SHA-256; for ImageNet weights the Keras release, whose files Keras pins by
+hash), the dtype policy and the Keras backend. The key needs no model, so a run whose features
+are all stored does not build the backbone at all.
 
 Random initial weights are not cached: they are drawn per run and their BatchNorm statistics
 are re-estimated on that run's training split, and the saved model must carry exactly the
@@ -36,14 +37,17 @@ read."""
 FEATURES_FILE = "features.npz"
 
 
-def weights_digest(model: keras.Model) -> str:
-    """SHA-256 of every weight value (in order, with its shape): what the model computes with."""
+def weights_identity(weights: str) -> str | None:
+    """What identifies pretrained weights' values; None for random weights (never cached)."""
+    if weights == "none":
+        return None
+    if weights == "imagenet":
+        return f"imagenet@keras-{keras.__version__}"
     digest = hashlib.sha256()
-    for weight in model.weights:
-        value = np.ascontiguousarray(keras.ops.convert_to_numpy(weight))
-        digest.update(f"{weight.path}:{value.shape}:{value.dtype}|".encode())
-        digest.update(value.tobytes())
-    return digest.hexdigest()[:24]
+    with open(weights, "rb") as fp:
+        while chunk := fp.read(1 << 20):
+            digest.update(chunk)
+    return f"file:{digest.hexdigest()}"
 
 
 def feature_key(dataset_key: str, backbone: str, preprocessing: str, weights: str) -> str:
@@ -107,25 +111,27 @@ class FeatureCache:
 
 
 def cached_features(
-    clf,
+    spec,
     images: np.ndarray,
     rows: dict[str, np.ndarray],
-    cache_dir: Path | None,
+    cache_dir: Path,
     dataset_key: str,
-    extract: Callable[[np.ndarray], np.ndarray],
+    weights: str,
+    extractor: Callable[[], Callable[[np.ndarray], np.ndarray]],
     echo: Callable[[str], None] = print,
 ) -> dict[str, np.ndarray]:
-    """Each split's features; from the store's cache when ``cache_dir`` is given.
+    """Each split's features, from the store's cache where they are, computed where not.
 
-    ``extract(rows)`` runs the backbone on those image rows; it is called once, for the rows
-    that no earlier run computed (all of them on a first run).
+    ``extractor()`` builds the backbone and returns ``extract(rows)``, which runs it on those
+    image rows; it is called only when some rows are missing (always for random weights).
     """
     total = sum(len(r) for r in rows.values())
-    if cache_dir is None:
-        echo(f"Computing {clf.spec.name} features once for {total} images…")
+    identity = weights_identity(weights)
+    if identity is None:
+        echo(f"Computing {spec.name} features once for {total} images…")
+        extract = extractor()
         return {split: extract(split_rows) for split, split_rows in rows.items()}
-    spec = clf.spec
-    key = feature_key(dataset_key, spec.name, spec.preprocess_mode, weights_digest(clf.backbone))
+    key = feature_key(dataset_key, spec.name, spec.preprocess_mode, identity)
     cache = FeatureCache(Path(cache_dir) / f"features-{key}", len(images))
     wanted = np.concatenate([np.asarray(r, np.int64) for r in rows.values()] or [[]])
     wanted = wanted.astype(np.int64)
@@ -134,7 +140,7 @@ def cached_features(
         echo(f"Computing {spec.name} features once for {missing} images…")
     else:
         echo(f"{spec.name} features of all {total} images reused from the cache.")
-    everything = cache.get(wanted, extract)
+    everything = cache.get(wanted, lambda todo: extractor()(todo))
     out, start = {}, 0
     for split, split_rows in rows.items():
         out[split] = everything[start : start + len(split_rows)]

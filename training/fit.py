@@ -173,7 +173,9 @@ def _train_run(
         recalibrate(clf, data, config)
     # Computed once, before phase 1: phase 1 trains on them and ``label_noise`` reads them
     # (before any fine-tuning has fitted the labels).
-    features = backbone_features(clf, data, ("train", "val"), config, store.cache_dir(), echo)
+    features = backbone_features(
+        spec, data, ("train", "val"), config, store.cache_dir(), lambda: clf, echo
+    )
     noise = _label_noise(features, data, config)
     if not phase1_path.exists():
         if config.epochs_head > 0:
@@ -210,17 +212,18 @@ def _trainable(model: keras.Model) -> int:
     return int(sum(np.prod(w.shape) for w in model.trainable_weights))
 
 
-def backbone_features(clf, data, splits, config, cache_dir, echo) -> dict[str, np.ndarray]:
+def backbone_features(spec, data, splits, config, cache_dir, classifier, echo):
     """The frozen backbone's features of ``splits``; pretrained ones come from (and go to) the
-    store's feature cache, so a later run on the same data and weights skips the pass."""
+    store's feature cache, so a later run on the same data and weights skips the pass.
+    ``classifier()`` gives the built model; it is called only when features must be computed."""
+
+    def extractor():
+        clf = classifier()
+        return lambda rows: extract_features(clf, data.cache.images, rows, config.batch_size)
+
+    rows = {split: data.rows(split) for split in splits}
     return cached_features(
-        clf,
-        data.cache.images,
-        {split: data.rows(split) for split in splits},
-        cache_dir if config.pretrained else None,
-        data.cache.key,
-        lambda rows: extract_features(clf, data.cache.images, rows, config.batch_size),
-        echo,
+        spec, data.cache.images, rows, cache_dir, data.cache.key, config.weights, extractor, echo
     )
 
 

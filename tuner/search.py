@@ -190,22 +190,33 @@ def _prepare(config: SearchConfig, store: RunStore, verbose: int) -> PreparedDat
 def _feature_trainers(
     config: SearchConfig, data: PreparedData, store: RunStore, echo
 ) -> dict[str, HeadTrainer]:
-    """Each backbone's features of the train and val images, computed once, as head trainers."""
+    """Each backbone's features of the train and val images, computed once (or read from the
+    feature cache, without building the backbone), as head trainers."""
     trainers = {}
     for name in config.backbones:
         train_config = config.train_config(name)
-        keras.utils.set_random_seed(config.seed)
-        clf = build_classifier(
-            get_backbone(name),
-            data.class_names,
-            data.cache.image_size,
-            config.weights,
-            augment=False,
-        )
-        if not train_config.pretrained:
-            recalibrate(clf, data, train_config)
+
+        def classifier(name=name, train_config=train_config):
+            keras.utils.set_random_seed(config.seed)
+            clf = build_classifier(
+                get_backbone(name),
+                data.class_names,
+                data.cache.image_size,
+                config.weights,
+                augment=False,
+            )
+            if not train_config.pretrained:
+                recalibrate(clf, data, train_config)
+            return clf
+
         features = backbone_features(
-            clf, data, ("train", "val"), train_config, store.cache_dir(), echo
+            get_backbone(name),
+            data,
+            ("train", "val"),
+            train_config,
+            store.cache_dir(),
+            classifier,
+            echo,
         )
         trainers[name] = HeadTrainer(
             features["train"],
@@ -216,7 +227,6 @@ def _feature_trainers(
             config.batch_size,
             config.seed,
         )
-        del clf
         keras.backend.clear_session()
     return trainers
 

@@ -87,24 +87,29 @@ def _sample(rows: np.ndarray, seed: int) -> np.ndarray:
 
 
 def _model_checks(config, spec, image_size, data, store, echo) -> list[Finding]:
-    keras.utils.set_random_seed(config.seed)
-    clf = build_classifier(
-        spec, data.class_names, image_size, config.weights, dropout=0.0, augment=False
-    )
-    if not config.pretrained:
-        recalibrate(clf, data, config)
+    def extractor():
+        keras.utils.set_random_seed(config.seed)
+        clf = build_classifier(
+            spec, data.class_names, image_size, config.weights, dropout=0.0, augment=False
+        )
+        if not config.pretrained:
+            recalibrate(clf, data, config)
+        return lambda todo: extract_features(clf, data.cache.images, todo, config.batch_size)
+
     rows = _sample(data.rows("train"), config.seed)
     val_rows = _sample(data.rows("val"), config.seed)
     features = cached_features(
-        clf,
+        spec,
         data.cache.images,
         {"train": rows, "val": val_rows},
-        store.cache_dir() if config.pretrained else None,
+        store.cache_dir(),
         data.cache.key,
-        lambda todo: extract_features(clf, data.cache.images, todo, config.batch_size),
+        config.weights,
+        extractor,
         echo,
     )
     x, val_x = features["train"], features["val"]
+    keras.utils.set_random_seed(config.seed)  # the heads start alike, cache hit or not
     y = data.cache.labels[rows]
     num_classes = len(data.class_names)
 
