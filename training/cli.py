@@ -162,7 +162,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export a run's model")
     p.add_argument("run", metavar="RUN_OR_MODEL")
     p.add_argument("--format", default="keras", choices=["keras", "savedmodel", "tflite"])
-    p.add_argument("--output", default=None)
+    p.add_argument(
+        "--output",
+        default=None,
+        help="a .keras or .tflite file, or a folder for savedmodel (default: the run's export/)",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="replace an earlier export of the same format there"
+    )
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("demo", help="generate the demo dataset, audit it, fine-tune, report")

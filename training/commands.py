@@ -177,7 +177,9 @@ def predict(args: argparse.Namespace) -> int:
 def export(args: argparse.Namespace) -> int:
     from training.export import export_model
 
-    path = export_model(args.run, args.format, Path(args.output) if args.output else None)
+    path = export_model(
+        args.run, args.format, Path(args.output) if args.output else None, force=args.force
+    )
     if args.json:
         emit_json({"format": args.format, "path": str(path)})
     else:

@@ -63,3 +63,7 @@ class TrainingDiverged(BabysitterError):
         super().__init__(message)
         self.run_id = run_id
         self.findings = findings
+
+
+class ExportError(BabysitterError):
+    """An export target that is refused, or a write that failed; the target is left as it was."""
