@@ -12,7 +12,8 @@ import streamlit as st
 from app.analysis import safe_image
 from training.babysit.advice import render
 from training.babysit.findings import format_value
-from training.runs import Run, RunStore
+from training.errors import HomeError
+from training.runs import Run, RunStore, shown_status
 
 STATUS_ICON = {
     "ok": ":material/check_circle:",
@@ -30,14 +31,22 @@ FOLDERS_FILE = "folders.json"
 
 
 def store() -> RunStore:
-    """The run store at ``$BABYSITTER_HOME`` (read each rerun: cheap, and tests change it)."""
-    return RunStore()
+    """The run store at ``$BABYSITTER_HOME`` (read each rerun: cheap, and tests change it).
+
+    A home folder that cannot be used stops the page with one error panel saying how to fix it.
+    """
+    try:
+        return RunStore()
+    except HomeError as error:
+        st.error(str(error), icon=":material/folder_off:")
+        st.stop()
 
 
 def run_label(run: Run, with_status: bool = True) -> str:
     if not with_status:
         return f"{run.id} · {run.kind}"
-    return f"{RUN_ICON.get(run.status, '')} {run.id} · {run.kind} · {run.status}"
+    status = shown_status(run)
+    return f"{RUN_ICON.get(status, '')} {run.id} · {run.kind} · {status}"
 
 
 def pick_run(

@@ -234,6 +234,7 @@ def spawn(argv: list[str], env: dict, log: Path, timeout: float | None) -> tuple
 
 def child_env(home: Path, tmp: Path) -> dict:
     tmp.mkdir(parents=True, exist_ok=True)
+    home.parent.mkdir(parents=True, exist_ok=True)  # the home itself is made by the store
     env = dict(os.environ, BABYSITTER_HOME=str(home), TMPDIR=str(tmp))
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env.pop("JAX_COMPILATION_CACHE_DIR", None)  # no persistent compilation cache: cold

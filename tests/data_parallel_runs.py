@@ -34,6 +34,7 @@ def main(data: str, home: str) -> None:
         seed=3,
     )
     out: dict = {}
+    Path(home).mkdir(parents=True, exist_ok=True)  # each store's home is made under it
     for name, changes in {
         "one": {"devices": 1},
         "two": {"devices": 2},

@@ -353,7 +353,7 @@ def test_artifact_paths():
     assert store.run_dir(run.id) == run.path
     with pytest.raises(ValueError, match="artefact"):
         store.artifact(run.id, "weights")
-    with pytest.raises(ValueError):
+    with pytest.raises(RunNotFoundError, match="Expected a run id"):
         store.run_dir("../../etc")
 
 
@@ -405,7 +405,11 @@ def test_format_run_list_table():
     header, *rows = text.splitlines()
     assert header.split()[:3] == ["ID", "KIND", "STATUS"]
     assert rows[0].startswith(fitted.id) and "- / 0.7500" in rows[0]
-    assert rows[1].startswith(other.id) and "mobilenet" in rows[1] and "running?" in rows[1]
+    assert rows[1].startswith(other.id) and "mobilenet" in rows[1] and "interrupted" in rows[1]
+    # A killed run says the same everywhere: the list, the report and --json.
+    killed = store.get_run(other.id)
+    assert format_run(killed, [], []).splitlines()[0].endswith("(search, interrupted)")
+    assert run_to_dict(killed)["status"] == "interrupted"
     assert rows[2].startswith(run.id) and "completed" in rows[2] and "pets" in rows[2]
     assert "0.9123 / 0.9000" in rows[2] and "resnet50" in rows[2]
     assert header.index("KIND") == rows[1].index("search") == rows[2].index("train")

@@ -155,8 +155,9 @@ def runs(args: argparse.Namespace) -> int:
 
 @command("predict")
 def predict(args: argparse.Namespace) -> int:
-    from training.predict import load_model_file, predict_files, resolve_model_path
+    from training.predict import check_top_k, load_model_file, predict_files, resolve_model_path
 
+    check_top_k(args.top_k)  # before loading a model for nothing
     model = load_model_file(resolve_model_path(args.model))
     results = predict_files(model, args.images, top_k=args.top_k)
     if args.json:

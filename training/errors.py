@@ -67,3 +67,9 @@ class TrainingDiverged(BabysitterError):
 
 class ExportError(BabysitterError):
     """An export target that is refused, or a write that failed; the target is left as it was."""
+
+
+class HomeError(BabysitterError):
+    """``$BABYSITTER_HOME`` is not a folder this user can write; nothing can be stored."""
+
+    exit_code = 2

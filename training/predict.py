@@ -17,13 +17,61 @@ import training.layers
 import training.losses  # noqa: F401
 from training.data.archive import ArchiveLimits, check_zip_entries
 from training.data.images import load_rgb
-from training.errors import BabysitterError, ImageError, ModelFileError
+from training.errors import BabysitterError, ConfigError, ImageError, ModelFileError
 from training.runs import RunStore
 
 MAX_MODEL_BYTES = 4 * 1024**3
 MODEL_LIMITS = ArchiveLimits(
     max_total_bytes=8 * 1024**3, max_entries=64, max_ratio=1000, max_entry_bytes=MAX_MODEL_BYTES
 )
+
+
+MAX_CONFIG_BYTES = 16 * 1024**2
+"""config.json and metadata.json, uncompressed. The largest Babysitter model's config (a
+DenseNet201 classifier) is under 1 MB; a 1 GiB config of whitespace took 2.9 GB to parse."""
+MAX_NON_WEIGHT_BYTES = 64 * 1024**2
+"""Everything in a .keras file but its weights: configs, metadata, assets."""
+WEIGHTS_ENTRY = "model.weights.h5"
+PARSE_MEMORY_FACTOR = 10
+"""Peak memory of parsing JSON and building the model, per byte of config (measured ≈ 3×)."""
+
+
+def check_model_entries(path: Path, entries) -> None:
+    """Refuse a model file whose parts are bigger than a model needs, before parsing any."""
+    sizes = {info.filename: info.file_size for info in entries}
+    for name in ("config.json", "metadata.json"):
+        if sizes.get(name, 0) > MAX_CONFIG_BYTES:
+            raise ModelFileError(
+                f"{path}: {name} is {sizes[name]:,} bytes uncompressed, over the "
+                f"{MAX_CONFIG_BYTES:,}-byte limit (a model's {name} is well under 1 MB); "
+                "refused before parsing."
+            )
+    other = sum(size for name, size in sizes.items() if name != WEIGHTS_ENTRY)
+    if other > MAX_NON_WEIGHT_BYTES:
+        raise ModelFileError(
+            f"{path}: {other:,} bytes besides the weights, over the {MAX_NON_WEIGHT_BYTES:,}-byte "
+            "limit; refused before parsing."
+        )
+    need = sizes.get(WEIGHTS_ENTRY, 0) + PARSE_MEMORY_FACTOR * sizes.get("config.json", 0)
+    available = available_memory()
+    if available is not None and need > available:
+        raise ModelFileError(
+            f"{path}: loading it needs about {need / 2**20:,.0f} MiB of memory and "
+            f"{available / 2**20:,.0f} MiB is available; refused before parsing."
+        )
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available now (Linux's MemAvailable: free plus reclaimable cache), or
+    None where the system does not say (then no memory check is made)."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def resolve_model_path(model_or_run: str, store: RunStore | None = None) -> Path:
@@ -61,9 +109,10 @@ def load_model_file(path: Path) -> keras.Model:
             f"{MAX_MODEL_BYTES:,}-byte limit for model files."
         )
     try:
-        check_zip_entries(path, MODEL_LIMITS)
+        entries = check_zip_entries(path, MODEL_LIMITS)
     except BabysitterError as error:
         raise ModelFileError(f"{path}: not a valid .keras file ({error}).") from None
+    check_model_entries(path, entries)
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as error:  # Keras raises many types for a bad file; all mean "not usable"
@@ -89,10 +138,20 @@ def image_size_of(model: keras.Model) -> int:
     return int(model.input_shape[1])
 
 
+def check_top_k(top_k: int) -> None:
+    """Refuse a ``--top-k`` that asks for no class at all (it used to be raised to 1 silently)."""
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise ConfigError(f"Expected --top-k to be at least 1. Received: {top_k!r}.")
+
+
 def predict_files(
     model: keras.Model, files: list[str | Path], top_k: int = 3, batch_size: int = 32
 ) -> list[dict]:
-    """Top-k classes per file; an unreadable file gets an ``error`` entry and the rest go on."""
+    """Top-k classes per file; an unreadable file gets an ``error`` entry and the rest go on.
+
+    ``top_k`` above the number of classes gives every class; below 1 is refused.
+    """
+    check_top_k(top_k)
     names = class_names_of(model)
     size = image_size_of(model)
     top_k = max(1, min(top_k, len(names)))

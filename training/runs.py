@@ -32,13 +32,14 @@ import re
 import secrets
 import shutil
 import sqlite3
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from training.errors import BabysitterError, RunNotFoundError
+from training.errors import BabysitterError, HomeError, RunNotFoundError
 
 DEFAULT_HOME = "./babysitter-home"
 DB_NAME = "babysitter.sqlite"
@@ -180,6 +181,41 @@ def pid_alive(pid: int | None) -> bool:
     return True
 
 
+def usable_home(home: Path) -> Path:
+    """``home`` as a folder this user can write, created when its parent exists; otherwise one
+    message that says what is wrong and how to fix it (the CLI exits 2, the app shows it)."""
+    fix = "Set $BABYSITTER_HOME to a folder you can write (it is created if its parent exists)."
+    if home.exists() and not home.is_dir():
+        raise HomeError(f"$BABYSITTER_HOME is {home}, which is a file, not a folder. {fix}")
+    if not home.exists():
+        if not home.parent.is_dir():
+            raise HomeError(
+                f"$BABYSITTER_HOME is {home}, whose parent folder {home.parent} does not exist. "
+                f"{fix}"
+            )
+        try:
+            home.mkdir()
+        except FileExistsError:
+            pass  # another process made it first
+        except OSError as error:
+            raise HomeError(
+                f"$BABYSITTER_HOME {home} could not be created ({error.strerror or error}). {fix}"
+            ) from error
+    if not os.access(home, os.W_OK | os.X_OK):
+        raise HomeError(f"$BABYSITTER_HOME {home} is not writable by this user. {fix}")
+    return home
+
+
+def shown_status(run: Run) -> str:
+    """The status a user is shown: a 'running' run whose process is gone (``kill -9``, a crash,
+    a reboot) was interrupted, and ``list``, ``show``, ``--json`` and the app all say so. A live
+    process with an old heartbeat is still shown running (it may be busy); resuming decides with
+    :func:`run_is_alive`."""
+    if run.status == "running" and not pid_alive(run.pid):
+        return "interrupted"
+    return run.status
+
+
 def run_is_alive(run: Run, stale_after_s: float = STALE_AFTER_S) -> bool:
     """Whether a 'running' run still has a live process behind it: pid alive and heartbeat fresh."""
     if run.status != "running" or not pid_alive(run.pid):
@@ -198,10 +234,17 @@ class RunStore:
 
     def __init__(self, home: Path | str | None = None):
         raw = home if home is not None else (os.environ.get("BABYSITTER_HOME") or DEFAULT_HOME)
-        self.home = Path(raw).expanduser().resolve()
+        self.home = usable_home(Path(raw).expanduser().resolve())
         self.db_path = self.home / DB_NAME
-        (self.home / "runs").mkdir(parents=True, exist_ok=True)
-        self._migrate()
+        try:
+            (self.home / "runs").mkdir(exist_ok=True)
+            self._migrate()
+        except (OSError, sqlite3.Error) as error:
+            raise HomeError(
+                f"The run store in {self.home} cannot be opened or written "
+                f"({type(error).__name__}: {error}). Check its permissions and free space, or "
+                "point $BABYSITTER_HOME at another folder."
+            ) from error
 
     # -- connections and schema ---------------------------------------------------------------
 
@@ -245,14 +288,22 @@ class RunStore:
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _run_from_row(self, row: sqlite3.Row) -> Run:
+        """A row as a Run; a damaged row (bad JSON, an id that is not a run id) is refused
+        with its id named, never read into a path."""
         plain = {k: row[k] for k in PLAIN_FIELDS}
-        summary = row["summary_json"]
-        return Run(
-            **plain,
-            config=json.loads(row["config_json"]),
-            summary=json.loads(summary) if summary is not None else None,
-            path=self.run_dir(row["id"]),
-        )
+        try:
+            summary = row["summary_json"]
+            return Run(
+                **plain,
+                config=json.loads(row["config_json"]),
+                summary=json.loads(summary) if summary is not None else None,
+                path=self.run_dir(row["id"]),
+            )
+        except (ValueError, TypeError, RunNotFoundError) as error:
+            raise RunNotFoundError(
+                f"the row {row['id']!r} in {self.db_path} cannot be read ({error}); its run "
+                "folder, if any, is untouched"
+            ) from None
 
     def _require(self, conn: sqlite3.Connection, run_id: str) -> sqlite3.Row:
         row = conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
@@ -343,7 +394,13 @@ class RunStore:
             rows = conn.execute(
                 f"SELECT * FROM runs WHERE {where} ORDER BY created_at DESC, id DESC", params
             ).fetchall()
-        return [self._run_from_row(r) for r in rows]
+        runs = []
+        for row in rows:
+            try:
+                runs.append(self._run_from_row(row))
+            except RunNotFoundError as damaged:  # one bad row never hides the others
+                print(f"warning: skipped a run: {damaged}", file=sys.stderr)
+        return runs
 
     def find_resumable(
         self, kind: str, fingerprint: str, stale_after_s: float = STALE_AFTER_S
@@ -513,8 +570,8 @@ class RunStore:
 
     def run_dir(self, run_id: str) -> Path:
         """The run's folder (not created here). Refuses ids that could escape ``runs/``."""
-        if not _ID_RE.fullmatch(run_id):
-            raise ValueError(
+        if not isinstance(run_id, str) or not _ID_RE.fullmatch(run_id):
+            raise RunNotFoundError(
                 f"Expected a run id like 20261122-211530-resnet50-3f9a. Received: {run_id!r}"
             )
         return self.home / "runs" / run_id

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from training.runs import ARTIFACTS, PLAIN_FIELDS, Run, run_is_alive
+from training.runs import ARTIFACTS, PLAIN_FIELDS, Run, shown_status
 
 
 def _fmt(value: Any) -> str:
@@ -59,16 +59,15 @@ def _val_accuracy(summary: Mapping[str, Any]) -> tuple[Any, Any]:
 
 
 def format_run_list(runs: list[Run]) -> str:
-    """An aligned table of runs, in the given order; 'running?' marks one with no live process."""
+    """An aligned table of runs, in the given order; a run whose process is gone is
+    'interrupted' (see ``shown_status``)."""
     if not runs:
         return "No runs yet."
     rows = []
     for run in runs:
         best, final = _val_accuracy(run.summary or {})
         acc = "-" if best is None and final is None else f"{_fmt(best)} / {_fmt(final)}"
-        status = run.status
-        if status == "running" and not run_is_alive(run):
-            status = "running?"  # no live process behind it: resumable
+        status = shown_status(run)
         dataset = Path(run.dataset).name if run.dataset else "-"
         backbone = _fmt(_lookup(run.config, "backbone"))
         created = run.created_at[:19].replace("T", " ")
@@ -94,7 +93,7 @@ def _pairs(items: list[tuple[str, Any]]) -> list[str]:
 
 def format_run(run: Run, epochs: list[dict[str, Any]], findings: list[dict[str, Any]]) -> str:
     """A human-readable report of one run: what it was, how each epoch went, what was found."""
-    out = [f"Run {run.id}  ({run.kind}, {run.status})"]
+    out = [f"Run {run.id}  ({run.kind}, {shown_status(run)})"]
     out += _pairs([(k, getattr(run, k)) for k in PLAIN_FIELDS[2:] if k not in ("status", "error")])
     if run.error:
         out += ["", "Error", *("  " + line for line in run.error.splitlines())]
@@ -136,6 +135,7 @@ def run_to_dict(
     ``epochs`` and ``findings`` are included only when given, so a listing stays one query.
     """
     data = dataclasses.asdict(run)
+    data["status"] = shown_status(run)
     data["path"] = str(run.path)
     if epochs is not None:
         data["epochs"] = epochs

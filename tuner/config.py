@@ -11,6 +11,7 @@ from typing import Any
 from training.backbones import get_backbone
 from training.config import PRECISIONS, SWITCHES, TrainConfig, normalize_weights
 from training.errors import ConfigError
+from tuner.space import parse_overrides
 
 TUNERS = ("random", "hyperband", "bayesian")
 # Fields a resumed search may change without changing what it computes.
@@ -65,6 +66,7 @@ class SearchConfig:
             raise ConfigError(f"Expected --tuner in {TUNERS}. Received: {self.tuner!r}.")
         if self.precision not in PRECISIONS or self.jit not in SWITCHES:
             raise ConfigError(f"Unknown --precision {self.precision!r} or --jit {self.jit!r}.")
+        parse_overrides(self.space)  # a bad --space is refused before a run is recorded
         # Everything a fine-tune needs must also be a valid training config.
         self.train_config(self.backbones[0])
 

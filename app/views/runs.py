@@ -6,6 +6,7 @@ import streamlit as st
 
 from app.common import store
 from training import jobs
+from training.runs import shown_status
 
 st.title("Runs")
 s = store()
@@ -22,7 +23,7 @@ else:
                 "backbone": str(
                     r.config.get("backbone") or ",".join(r.config.get("backbones", []))
                 ),
-                "status": r.status,
+                "status": shown_status(r),
                 "val accuracy": (r.summary or {}).get("val", {}).get("accuracy"),
                 "created": r.created_at[:19].replace("T", " "),
                 "dataset": r.dataset,

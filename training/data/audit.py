@@ -20,6 +20,7 @@ import json
 import os
 import statistics
 import sys
+import unicodedata
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -281,6 +282,12 @@ def _counts(records: list[FileRecord], layout: str) -> dict[str, dict[str, int]]
     return {s: dict(sorted(counts[s].items())) for s in ordered}
 
 
+def listing(items: list[str], first: int = 5) -> str:
+    """The first few items (as reprs) and how many more: a message stays one readable line."""
+    shown = ", ".join(repr(item) for item in items[:first])
+    return shown + (f" and {len(items) - first} more" if len(items) > first else "")
+
+
 def _verdict(report: AuditReport, scanned: ScannedDataset) -> Verdict:
     readable = report.readable()
     per_class = Counter(r.label for r in readable)
@@ -296,12 +303,25 @@ def _verdict(report: AuditReport, scanned: ScannedDataset) -> Verdict:
             f"only one class ({only}) has readable images; a classifier needs at least 2 "
             f"classes: add one sub-folder of images per class"
         )
-    for name, count in sorted(per_class.items()):
-        if count < 2:
-            reasons.append(
-                f"class {name!r} has only {count} readable image; add at least one more "
-                f"(one to train on, one to validate)"
-            )
+    single = sorted(name for name, count in per_class.items() if count < 2)
+    if len(single) == 1:
+        reasons.append(
+            f"class {single[0]!r} has only 1 readable image; add at least one more "
+            f"(one to train on, one to validate)"
+        )
+    elif single:
+        reasons.append(
+            f"{len(single)} classes have only 1 readable image each ({listing(single)}); add at "
+            f"least one more to each (one to train on, one to validate)"
+        )
+    garbled = [
+        name for name in scanned.classes if any(unicodedata.category(c) == "Cc" for c in name)
+    ]
+    if garbled:
+        reasons.append(
+            f"class folder name(s) with a control character (newline, tab…): {listing(garbled)}; "
+            "rename the folder(s): the name is the class name every report and prediction shows"
+        )
     if report.unreadable:
         warnings.append(f"{len(report.unreadable)} unreadable file(s) will be left out")
     if report.exact_duplicates:
