@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from training.errors import BabysitterError, HomeError, RunNotFoundError
+from training.home import usable_home
 
 DEFAULT_HOME = "./babysitter-home"
 DB_NAME = "babysitter.sqlite"
@@ -179,31 +180,6 @@ def pid_alive(pid: int | None) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def usable_home(home: Path) -> Path:
-    """``home`` as a folder this user can write, created when its parent exists; otherwise one
-    message that says what is wrong and how to fix it (the CLI exits 2, the app shows it)."""
-    fix = "Set $BABYSITTER_HOME to a folder you can write (it is created if its parent exists)."
-    if home.exists() and not home.is_dir():
-        raise HomeError(f"$BABYSITTER_HOME is {home}, which is a file, not a folder. {fix}")
-    if not home.exists():
-        if not home.parent.is_dir():
-            raise HomeError(
-                f"$BABYSITTER_HOME is {home}, whose parent folder {home.parent} does not exist. "
-                f"{fix}"
-            )
-        try:
-            home.mkdir()
-        except FileExistsError:
-            pass  # another process made it first
-        except OSError as error:
-            raise HomeError(
-                f"$BABYSITTER_HOME {home} could not be created ({error.strerror or error}). {fix}"
-            ) from error
-    if not os.access(home, os.W_OK | os.X_OK):
-        raise HomeError(f"$BABYSITTER_HOME {home} is not writable by this user. {fix}")
-    return home
 
 
 def shown_status(run: Run) -> str:

@@ -110,7 +110,10 @@ class HeadTuner(kt.Tuner):
         pass
 
     def load_model(self, trial):
-        raise NotImplementedError("A search keeps fine-tuned models, not per-trial heads.")
+        raise ConfigError(
+            "A search keeps fine-tuned models, not per-trial heads: use the search run's model "
+            "(`python -m training predict RUN ...`)."
+        )
 
 
 def search(
