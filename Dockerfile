@@ -69,7 +69,9 @@ WORKDIR /opt/babysitter
 COPY . .
 
 # BABYSITTER_HOME is the run store's root (SQLite file, runs, datasets, caches): mount a volume.
+# The app reads dataset folders only under BABYSITTER_DATA_ROOTS: uploads, and /images to mount.
 ENV BABYSITTER_HOME=/data \
+    BABYSITTER_DATA_ROOTS=/data/datasets:/images \
     PYTHONPATH=/opt/babysitter \
     KERAS_BACKEND=tensorflow \
     STREAMLIT_SERVER_HEADLESS=true \

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import itertools
+import math
+import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from training.runs import Run, RunStore
+from app.roots import data_roots, within_roots
+from training.errors import BabysitterError
+from training.jobs import Job
+from training.runs import Run, RunStore, shown_status
 from training.trials import stages, trials
+
+PERCENT_FORMAT = "%.1f%%"
+"""The one percent format of the app (tables hold percent points, e.g. 54.5 shown "54.5%")."""
+_TRACEBACK_END = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b")
 
 
 def search_progress(store: RunStore, run_id: str) -> dict[str, Any]:
@@ -26,6 +37,39 @@ def search_progress(store: RunStore, run_id: str) -> dict[str, Any]:
         "stages": len(planned_stages),
         "failed": sum(t["status"] != "completed" for t in done),
     }
+
+
+def finetune_progress(store: RunStore, run: Run) -> dict[str, Any]:
+    """A search's top-K fine-tunes: planned, finished, and the one in progress (``current``: its
+    ``finetuning`` event; ``run``: its train run once created or resumed, else None)."""
+    events = store.events(run.id)
+    started = [e for e in events if e.get("event") == "finetuning"]
+    done = [e for e in events if e.get("event") == "finetuned"]
+    finished = {e.get("trial_id") for e in done}
+    current = next((e for e in reversed(started) if e.get("trial_id") not in finished), None)
+    planned = started[-1].get("of") if started else run.config.get("top_k")
+    return {
+        "planned": int(planned or 0),
+        "done": done,
+        "current": current,
+        "run": _finetune_run(store, events, current) if current else None,
+    }
+
+
+def _finetune_run(store: RunStore, events: list[dict], current: Mapping[str, Any]) -> Run | None:
+    """The train run the search recorded for the fine-tune in progress (the newest link: a
+    resumed fine-tune links its run again)."""
+    links = [
+        e
+        for e in events
+        if e.get("event") == "finetune_run" and e.get("trial_id") == current.get("trial_id")
+    ]
+    if not links:
+        return None
+    try:
+        return store.get_run(links[-1]["run"])
+    except (BabysitterError, KeyError):
+        return None
 
 
 def train_progress(run: Run, epochs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -86,17 +130,18 @@ def worst_mistakes(pred: dict[str, np.ndarray], limit: int = 12) -> list[dict[st
 
 
 def trial_rows(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Flat rows for the trials table: id, stage, status, score, seconds, each hyperparameter."""
+    """Flat rows for the trials table: id, stage, status, score (percent points), seconds, each
+    hyperparameter to 3 significant digits."""
     rows = []
     for t in found:
         row = {
             "trial": t["trial_id"],
             "stage": t["stage"],
             "status": t["status"],
-            "val_accuracy": t["score"],
+            "val_accuracy": percent_points(t["score"]),
             "seconds": round(t["seconds"] or 0.0, 2),
         }
-        row.update(t["hyperparameters"])
+        row.update({k: sig3(v) for k, v in t["hyperparameters"].items()})
         if t.get("error"):
             row["error"] = t["error"]
         rows.append(row)
@@ -104,10 +149,118 @@ def trial_rows(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def safe_image(root: Path, rel: str) -> Path | None:
-    """``root/rel`` if it is a file inside ``root`` (a stored rel cannot point elsewhere)."""
+    """``root/rel`` if it is a file inside ``root`` (a stored rel cannot point elsewhere) and
+    ``root`` lies under the app's data roots: thumbnails never leave them."""
+    roots = data_roots(RunStore.resolve_home())
     try:
         path = (root / rel).resolve()
         path.relative_to(root.resolve())
     except (ValueError, OSError):
         return None
+    if within_roots(path, roots) is None:
+        return None
     return path if path.is_file() else None
+
+
+def sig3(value: Any) -> Any:
+    """A hyperparameter as people read it: a float to 3 significant digits (0.000123, not
+    0.00012345678901234567); anything else as it is."""
+    if isinstance(value, float) and math.isfinite(value):
+        return float(f"{value:.3g}")
+    return value
+
+
+def percent(value: float | None, signed: bool = False) -> str:
+    """A fraction in the app's one percent format ("54.5%", "+3.2%" signed); "–" for none."""
+    if value is None:
+        return "–"
+    return f"{value:+.1%}" if signed else f"{value:.1%}"
+
+
+def percent_points(value: float | None) -> float | None:
+    """A fraction as percent points for a table column shown with :data:`PERCENT_FORMAT`."""
+    return None if value is None else round(100 * value, 1)
+
+
+def finding_settings(store: RunStore, run: Run) -> dict[str, Any]:
+    """The settings a run's advice starts from: its config; for a search, the config of the
+    fine-tune its findings came from (else the best trial's hyperparameters over its config)."""
+    summary = run.summary or {}
+    if run.kind == "search" and summary.get("best_run"):
+        try:
+            return store.get_run(summary["best_run"]).config
+        except BabysitterError:  # a deleted child: the search's own values still help
+            pass
+    return {**run.config, **(summary.get("hyperparameters") or {})}
+
+
+def command_settings(args: Iterable[str]) -> dict[str, Any]:
+    """``--flag VALUE`` pairs of a job's command as settings (numbers parsed): what the advice
+    of a job that failed before creating a run starts from."""
+    settings: dict[str, Any] = {}
+    for name, value in itertools.pairwise(args):
+        if name.startswith("--") and not value.startswith("--"):
+            settings[name[2:].replace("-", "_")] = _parsed(value)
+    return settings
+
+
+def _parsed(value: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            continue
+    return value
+
+
+def error_line(log: str) -> str | None:
+    """Why a command failed, from its log: the CLI's last ``error:`` line, else the last line
+    of a traceback; None when the log says neither (a kill leaves no message)."""
+    lines = [line.strip() for line in log.splitlines()]
+    for line in reversed(lines):
+        if line.startswith("error:"):
+            return line.removeprefix("error:").strip()
+    return next((line for line in reversed(lines) if _TRACEBACK_END.match(line)), None)
+
+
+def finished_gate(run: Run | None) -> bool:
+    """A sanity gate that ran to the end: its verdict, not its exit code, is its story."""
+    return run is not None and run.kind == "check" and run.status == "completed"
+
+
+def gate_status(run: Run, findings: Iterable[Mapping[str, Any]]) -> str:
+    """A finished gate in words: "completed — gate failed: 2 checks" (Runs and Monitor both)."""
+    verdict = (run.summary or {}).get("gate", "ok")
+    count = sum(f.get("status") == verdict for f in findings)
+    if verdict == "fail":
+        return f"completed — gate failed: {count} check{'s' * (count != 1)}"
+    if verdict == "warn":
+        return f"completed — gate passed with {count} warning{'s' * (count != 1)}"
+    return "completed — gate passed"
+
+
+def shown_run_status(run: Run, findings: Iterable[Mapping[str, Any]] = ()) -> str:
+    """A run's status as the app shows it: a finished gate says its verdict."""
+    return gate_status(run, findings) if finished_gate(run) else shown_status(run)
+
+
+def shown_job_status(job: Job, run: Run | None, findings: Iterable[Mapping[str, Any]] = ()) -> str:
+    """A job's status, told the same way as its run's: a gate that finds failures exits 1, so
+    its job alone would read "failed" beside a completed run."""
+    if finished_gate(run) and job.status in ("completed", "failed"):
+        return gate_status(run, findings)
+    return job.status
+
+
+def job_error(job: Job, run: Run | None, log: str) -> str | None:
+    """Why a job failed, to show before anything else: its log's error line, else its run's
+    error, else its exit code; None when it did not fail (a gate's failed checks are a verdict)."""
+    ended = job.status != "running"
+    failed = job.status == "failed" or (ended and run is not None and shown_status(run) == "failed")
+    if not failed or finished_gate(run):
+        return None
+    return (
+        error_line(log)
+        or (run.error if run is not None else None)
+        or f"The job ended with exit code {job.exit_code} and no error message."
+    )

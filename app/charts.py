@@ -13,6 +13,10 @@ import altair as alt
 import pandas as pd
 
 STATUS_COLORS = {"ok": "#2e7d32", "warn": "#ef6c00", "fail": "#c62828"}
+PERCENT = ".1%"
+"""d3 format of every percentage (the app's one format, as ``app.analysis.percent``)."""
+SIG3 = ".3~g"
+"""d3 format of hyperparameter values: 3 significant digits."""
 
 
 def counts_chart(counts: dict[str, dict[str, int]]) -> alt.Chart:
@@ -67,6 +71,8 @@ def _finite(value: Any) -> float | None:
 
 def curves_chart(epochs: list[dict[str, Any]], metric: str) -> alt.Chart:
     """Train and validation ``metric`` (``loss`` or ``accuracy``) over all epochs."""
+    accuracy = metric == "accuracy"
+    shown = PERCENT if accuracy else ".4f"
     frame = epoch_frame(epochs)
     long = frame.melt(
         id_vars=["step", "phase", "epoch"],
@@ -79,10 +85,10 @@ def curves_chart(epochs: list[dict[str, Any]], metric: str) -> alt.Chart:
         .mark_line(point=True)
         .encode(
             x=alt.X("step:Q", title="epoch (head, then fine-tune)"),
-            y=alt.Y("value:Q", title=metric),
+            y=alt.Y("value:Q", title=metric, axis=alt.Axis(format="%" if accuracy else "~g")),
             color=alt.Color("series:N"),
             strokeDash=alt.StrokeDash("phase:N"),
-            tooltip=["phase", "epoch", "series", alt.Tooltip("value:Q", format=".4f")],
+            tooltip=["phase", "epoch", "series", alt.Tooltip("value:Q", format=shown)],
         )
     )
 
@@ -95,9 +101,9 @@ def gap_chart(epochs: list[dict[str, Any]]) -> alt.Chart:
         .mark_bar()
         .encode(
             x=alt.X("step:O", title="epoch"),
-            y=alt.Y("gap:Q", title="train − val accuracy"),
+            y=alt.Y("gap:Q", title="train − val accuracy", axis=alt.Axis(format="%")),
             color=alt.Color("phase:N"),
-            tooltip=["phase", "epoch", alt.Tooltip("gap:Q", format="+.3f")],
+            tooltip=["phase", "epoch", alt.Tooltip("gap:Q", format="+" + PERCENT)],
         )
     )
     return bars + alt.Chart(pd.DataFrame({"y": [0.0]})).mark_rule().encode(y="y:Q")
@@ -130,7 +136,12 @@ def hyperparameter_chart(
         .mark_point(filled=True, size=80)
         .encode(
             x=x,
-            y=alt.Y("score:Q", title="val accuracy", scale=alt.Scale(domain=[0, 1])),
+            y=alt.Y(
+                "score:Q",
+                title="val accuracy",
+                scale=alt.Scale(domain=[0, 1]),
+                axis=alt.Axis(format="%"),
+            ),
             color=alt.Color("stage:N", title="stage"),
             shape=alt.Shape(
                 "status:N",
@@ -138,7 +149,13 @@ def hyperparameter_chart(
                     domain=["completed", "failed", "invalid"], range=["circle", "cross", "triangle"]
                 ),
             ),
-            tooltip=["trial_id", "stage", "status", "value", alt.Tooltip("score:Q", format=".3f")],
+            tooltip=[
+                "trial_id",
+                "stage",
+                "status",
+                alt.Tooltip("value:Q", format=SIG3) if numeric else "value",
+                alt.Tooltip("score:Q", format=PERCENT),
+            ],
         )
     )
     if not numeric or not ranges:
@@ -153,7 +170,11 @@ def hyperparameter_chart(
     rules = (
         alt.Chart(edges)
         .mark_rule(strokeDash=[4, 3])
-        .encode(x="edge:Q", color=alt.Color("stage:N"), tooltip=["stage", "variable", "edge"])
+        .encode(
+            x="edge:Q",
+            color=alt.Color("stage:N"),
+            tooltip=["stage", "variable", alt.Tooltip("edge:Q", format=SIG3)],
+        )
     )
     return rects + rules + dots
 
@@ -208,6 +229,6 @@ def probabilities_chart(predictions: list[dict[str, Any]]) -> alt.Chart:
         .encode(
             x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
             y=alt.Y("class:N", sort=order),
-            tooltip=["class", alt.Tooltip("probability:Q", format=".1%")],
+            tooltip=["class", alt.Tooltip("probability:Q", format=PERCENT)],
         )
     )

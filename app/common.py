@@ -9,23 +9,18 @@ from typing import Any
 
 import streamlit as st
 
-from app.analysis import safe_image
-from training.babysit.advice import render
+from app.analysis import percent, safe_image
+from app.roots import data_roots, within_roots
+from training.babysit.advice import fresh_action, in_app_words, render
 from training.babysit.findings import format_value
-from training.errors import HomeError
+from training.errors import HomeError, StoreIndexError
 from training.runs import Run, RunStore, shown_status
+from training.store_repair import repair
 
 STATUS_ICON = {
     "ok": ":material/check_circle:",
     "warn": ":material/warning:",
     "fail": ":material/error:",
-}
-RUN_ICON = {
-    "running": "🟡",
-    "completed": "🟢",
-    "failed": "🔴",
-    "interrupted": "🟠",
-    "cancelled": "⚪",
 }
 FOLDERS_FILE = "folders.json"
 
@@ -33,20 +28,31 @@ FOLDERS_FILE = "folders.json"
 def store() -> RunStore:
     """The run store at ``$BABYSITTER_HOME`` (read each rerun: cheap, and tests change it).
 
-    A home folder that cannot be used stops the page with one error panel saying how to fix it.
+    A home folder that cannot be used stops the page with one error panel saying how to fix it;
+    a lost or damaged run index also offers to rebuild it from the run folders.
     """
     try:
-        return RunStore()
+        opened = RunStore()
+    except StoreIndexError as error:
+        st.error(str(error), icon=":material/storage:")
+        if st.button("Rebuild the run index from the run folders", key="repair_index"):
+            report = repair()
+            st.session_state["repaired"] = f"Indexed {len(report.rebuilt)} run(s)."
+            st.rerun()
+        st.stop()
     except HomeError as error:
         st.error(str(error), icon=":material/folder_off:")
         st.stop()
+    if repaired := st.session_state.pop("repaired", None):
+        st.success(repaired, icon=":material/storage:")
+    return opened
 
 
 def run_label(run: Run, with_status: bool = True) -> str:
     if not with_status:
         return f"{run.id} · {run.kind}"
     status = shown_status(run)
-    return f"{RUN_ICON.get(status, '')} {run.id} · {run.kind} · {status}"
+    return f"{run.id} · {run.kind} · {status}"  # plain text: options render no icons
 
 
 def pick_run(
@@ -77,8 +83,16 @@ def pick_run(
     return runs[ids.index(chosen)]
 
 
-def show_findings(findings: list[dict[str, Any]], only_problems: bool = False) -> None:
-    """Findings as coloured boxes (fail red, warn orange, ok green), newest checks last."""
+def show_findings(
+    findings: list[dict[str, Any]],
+    only_problems: bool = False,
+    settings: Mapping[str, Any] | None = None,
+) -> None:
+    """Findings as coloured boxes (fail red, warn orange, ok green), newest checks last.
+
+    Advice reads in the app's words (form fields, the run's value → the proposal) from the
+    run's ``settings``; a suggested change the run already uses is not offered.
+    """
     shown = [f for f in findings if not only_problems or f.get("status") != "ok"]
     if not shown:
         st.caption("No findings yet." if not findings else "All checks ok.")
@@ -90,8 +104,8 @@ def show_findings(findings: list[dict[str, Any]], only_problems: bool = False) -
             f"(expected {format_value(f.get('expected'))})"
         )
         if status != "ok" and f.get("advice"):
-            text += f"\n\n{f['advice']}"
-        change = render(f.get("action"), style="app")
+            text += f"\n\n{in_app_words(f['advice'], settings)}"
+        change = render(fresh_action(f.get("action"), settings), style="app")
         if change:
             text += f"\n\n**Suggested change:** {change}"
         box = {"ok": st.success, "warn": st.warning, "fail": st.error}.get(status, st.info)
@@ -103,11 +117,14 @@ def _folders_path(s: RunStore) -> Path:
 
 
 def remembered_folders(s: RunStore) -> list[str]:
+    """Folders named before, checked again against the data roots (the file is only a list)."""
     path = _folders_path(s)
     try:
-        return [str(p) for p in json.loads(path.read_text(encoding="utf-8"))]
-    except (OSError, ValueError):
+        named = [str(p) for p in json.loads(path.read_text(encoding="utf-8"))]
+    except (OSError, ValueError, TypeError):
         return []
+    roots = data_roots(s.home)
+    return [str(p) for p in (within_roots(n, roots) for n in named) if p is not None]
 
 
 def remember_folder(s: RunStore, folder: Path) -> None:
@@ -126,10 +143,12 @@ def known_datasets(s: RunStore) -> list[str]:
         found.append(str(root.resolve()))
     found += remembered_folders(s)
     found += [r.dataset for r in s.list_runs()]
+    roots = data_roots(s.home)
     unique = []
     for item in found:
-        if item not in unique and Path(item).is_dir():
-            unique.append(item)
+        inside = within_roots(item, roots)  # a run's dataset may lie anywhere the CLI was given
+        if inside is not None and str(inside) not in unique and inside.is_dir():
+            unique.append(str(inside))
     return unique
 
 
@@ -194,7 +213,7 @@ def show_label_suspects(
                     st.image(str(image), width=128)
                 name = rel or f"training row {suspect.get('row')}"
                 confidence = suspect.get("confidence")
-                sure = f" ({confidence:.0%})" if isinstance(confidence, int | float) else ""
+                sure = f" ({percent(confidence)})" if isinstance(confidence, int | float) else ""
                 st.caption(
                     f"{name}: **{suspect.get('given')}** → **{suspect.get('predicted')}**{sure}"
                 )

@@ -1,88 +1,105 @@
-"""CLI argument lists the app launches as jobs, and a rough time estimate.
+"""The Launch form as the CLI's own config: one ``SearchConfig`` → the exact argument lists.
 
-Everything the user typed becomes one list element (never shell text), and values are checked
-here, so a page cannot start a command the CLI would refuse for a reason we can see in advance.
+The form builds a :class:`tuner.config.SearchConfig`, the object ``python -m tuner search``
+builds from its flags, so what the page validates is what the job will run, and a field the
+config refuses is named in the form's words. Every value becomes one list element (never shell
+text). A submission is keyed by its arguments and a per-form token, so a double-click or a rerun
+of the script starts one job; the last launched settings are kept under the home as the next
+session's defaults.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import hashlib
+import json
 import shlex
-from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-# CPU seconds per image for one forward pass of a 25M-parameter backbone at 224 px (ResNet50 on a
-# laptop core): the unit the estimate scales by parameters and pixels. Rough on purpose.
-_SECONDS_PER_IMAGE = 0.08
-_REF_PARAMS, _REF_SIZE = 25e6, 224
+from training.atomic import write_text
+from training.config import FieldError, TrainConfig
+from training.errors import BabysitterError, ConfigError
+from tuner.config import SearchConfig
 
-
-@dataclass
-class SearchForm:
-    """What the Launch page asks for; fields map one to one onto ``tuner search`` flags."""
-
-    data: str
-    backbones: list[str]
-    image_size: int | None = None
-    weights: str = "imagenet"
-    trials: int = 20
-    stages: int = 2
-    epochs_head: int = 10
-    epochs_finetune: int = 3
-    top_k: int = 2
-    batch_size: int = 32
-    val_split: float = 0.2
-    seed: int = 0
-
-    def validate(self) -> None:
-        if not str(self.data).strip():
-            raise ValueError("Pick a dataset first.")
-        if not self.backbones:
-            raise ValueError("Pick at least one backbone.")
-        if any("," in b or not b.strip() for b in self.backbones):
-            raise ValueError(f"Expected backbone names. Received: {self.backbones!r}")
-        if self.stages < 1 or self.trials < self.stages:
-            raise ValueError(
-                f"Expected at least one trial per stage. Received: {self.trials} trials over "
-                f"{self.stages} stages."
-            )
-        if self.epochs_head < 0 or self.epochs_finetune < 0 or self.top_k < 0:
-            raise ValueError("Epochs and top K must be 0 or more (top K 0: head search only).")
-
-    def common(self) -> list[str]:
-        args = ["--weights", self.weights]
-        if self.image_size:
-            args += ["--image-size", str(int(self.image_size))]
-        args += ["--batch-size", str(int(self.batch_size))]
-        args += ["--val-split", str(self.val_split), "--seed", str(int(self.seed))]
-        return args
+LAST_FILE = "last_launch.json"
+# The form's words for each config field it sets (what a message about that field must say).
+LABELS = {
+    "backbones": "Backbones",
+    "image_size": "Image size",
+    "weights": "Weights",
+    "batch_size": "Batch size",
+    "trials": "Trials",
+    "stages": "Stages",
+    "epochs_head": "Head epochs",
+    "epochs_finetune": "Fine-tune epochs",
+    "top_k": "Top K fine-tuned",
+}
+FORM_FIELDS = tuple(LABELS)
+# What the gate reads: the data, the backbone and how images are fed (no search settings).
+CHECK_FIELDS = ("weights", "image_size", "batch_size", "val_split", "seed", "precision", "jit")
 
 
-def search_args(form: SearchForm) -> list[str]:
-    """``tuner search DATA --backbone A,B …`` as a list (``python -m`` is added by the job)."""
-    form.validate()
-    return [
-        "tuner",
-        "search",
-        str(form.data),
-        "--backbone",
-        ",".join(form.backbones),
-        *form.common(),
-        "--trials",
-        str(int(form.trials)),
-        "--stages",
-        str(int(form.stages)),
-        "--epochs-head",
-        str(int(form.epochs_head)),
-        "--epochs-finetune",
-        str(int(form.epochs_finetune)),
-        "--top-k",
-        str(int(form.top_k)),
-    ]
+def defaults() -> dict[str, Any]:
+    """The form's starting values: the CLI's defaults, at MobileNetV2's 224 px."""
+    fields = {f.name: f.default for f in dataclasses.fields(SearchConfig)}
+    values = {name: fields[name] for name in FORM_FIELDS if name != "backbones"}
+    return {**values, "backbones": ["MobileNetV2"], "image_size": 224}
 
 
-def check_args(form: SearchForm) -> list[str]:
+def problem(error: ConfigError) -> str:
+    """A refused config said in the form's words ("Trials must be at least 1.")."""
+    label = LABELS.get(getattr(error, "field", ""))
+    if not isinstance(error, FieldError) or label is None:
+        return str(error)
+    if error.field == "backbones":
+        return "Backbones: pick at least one."
+    value = error.value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        text = f"{label} must be a number"
+    elif error.low is not None and value < error.low:
+        text = f"{label} must be at least {error.low:g}"
+    elif error.high is not None and value > error.high:
+        text = f"{label} must be at most {error.high:g}"
+    else:
+        text = f"{label} is not valid"
+    return f"{text}: {error.hint}." if error.hint else f"{text}."
+
+
+def search_args(config: SearchConfig) -> list[str]:
+    """``tuner search DATA --backbone A,B …`` (``python -m`` is added by the job).
+
+    The form's fields are always written, the rest only when not the default, so the command
+    shown is complete and parses back into this exact config.
+    """
+    head = ["tuner", "search", config.data, "--backbone", ",".join(config.backbones)]
+    return head + _flags(config, always=FORM_FIELDS)
+
+
+def check_args(config: SearchConfig) -> list[str]:
     """``training check DATA --backbone FIRST …``: the sanity gate on the first backbone."""
-    form.validate()
-    return ["training", "check", str(form.data), "--backbone", form.backbones[0], *form.common()]
+    train = config.train_config(config.backbones[0])
+    head = ["training", "check", train.data, "--backbone", train.backbone]
+    return head + _flags(train, always=CHECK_FIELDS[:3], only=CHECK_FIELDS)
+
+
+def _flags(
+    config: SearchConfig | TrainConfig, always: tuple[str, ...], only: tuple[str, ...] = ()
+) -> list[str]:
+    out: list[str] = []
+    for field in dataclasses.fields(config):
+        name = field.name
+        if name in ("data", "backbones", "backbone") or (only and name not in only):
+            continue
+        value = getattr(config, name)
+        default = field.default_factory() if callable(field.default_factory) else field.default
+        if value is None or (name not in always and value == default):
+            continue
+        flag = "--" + name.replace("_", "-")
+        for item in value if isinstance(value, list) else [value]:
+            out += [flag, str(item)]
+    return out
 
 
 def command_line(args: list[str]) -> str:
@@ -90,35 +107,23 @@ def command_line(args: list[str]) -> str:
     return shlex.join(["python", "-m", *args])
 
 
-def estimate_seconds(
-    images: int,
-    params: list[int | None],
-    image_size: int,
-    trials: int,
-    epochs_head: int,
-    epochs_finetune: int,
-    top_k: int,
-) -> float:
-    """Very rough CPU time: one feature pass per backbone, head trials, top-K fine-tunes.
-
-    A fine-tune epoch is a forward and backward pass (×3 a forward), plus one evaluation.
-    """
-    total = 0.0
-    pixels = (image_size / _REF_SIZE) ** 2
-    per_pass = []
-    for p in params:
-        forward = images * _SECONDS_PER_IMAGE * ((p or _REF_PARAMS) / _REF_PARAMS) * pixels
-        per_pass.append(forward)
-        total += forward
-    total += trials * max(epochs_head, 1) * 0.05 + trials * 0.5
-    worst = max(per_pass, default=0.0)
-    total += top_k * (epochs_finetune * 4 * worst + worst)
-    return total
+def submission_key(args: list[str], token: str) -> str:
+    """One key per (command, form): a second click on the same form finds the first job."""
+    return hashlib.sha256(json.dumps([args, token]).encode()).hexdigest()[:16]
 
 
-def human_seconds(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+def save_last(home: Path, config: SearchConfig) -> None:
+    """Keep the launched settings as the next session's defaults (best effort)."""
+    with contextlib.suppress(BabysitterError):  # the job is started: a lost default is no error
+        write_text(home / LAST_FILE, json.dumps(config.to_dict(), indent=1) + "\n")
+
+
+def load_last(home: Path) -> dict[str, Any]:
+    """The last launched settings that still make a valid config (else nothing): dataset and
+    the form's fields."""
+    try:
+        values = json.loads((home / LAST_FILE).read_text(encoding="utf-8"))
+        config = SearchConfig(**values)
+    except (OSError, ValueError, TypeError, ConfigError):
+        return {}
+    return {"data": config.data, **{name: getattr(config, name) for name in FORM_FIELDS}}

@@ -9,9 +9,11 @@ from tests.imagegen import make_image_folder
 
 @pytest.fixture(autouse=True)
 def babysitter_home(tmp_path, monkeypatch):
-    """Every test gets its own empty ``$BABYSITTER_HOME``."""
+    """Every test gets its own empty ``$BABYSITTER_HOME``; the app may read datasets anywhere
+    under the test's ``tmp_path`` (tests of the data roots set their own)."""
     home = tmp_path / "home"
     monkeypatch.setenv("BABYSITTER_HOME", str(home))
+    monkeypatch.setenv("BABYSITTER_DATA_ROOTS", str(tmp_path))
     return home
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -100,3 +102,13 @@ def zip_folder(folder: Path, zip_path: Path, top_level: str | None = None) -> Pa
                 rel = path.relative_to(folder).as_posix()
                 archive.write(path, f"{top_level}/{rel}" if top_level else rel)
     return zip_path
+
+
+def make_tar(path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]], mode="w:gz"):
+    """A tarball of ``(TarInfo, bytes)`` members; ``None`` bytes for links, folders, devices."""
+    with tarfile.open(path, mode) as archive:
+        for info, data in members:
+            if data is not None:
+                info.size = len(data)
+            archive.addfile(info, io.BytesIO(data) if data is not None else None)
+    return path

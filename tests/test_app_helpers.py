@@ -1,4 +1,4 @@
-"""The app's pure helpers: CLI argument lists, the estimate, the numbers and the charts."""
+"""The app's pure helpers: the numbers and the charts (Launch's are in test_app_launch.py)."""
 
 from __future__ import annotations
 
@@ -6,54 +6,8 @@ import json
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from app import analysis, charts
-from app.launch import SearchForm, check_args, command_line, estimate_seconds, search_args
-
-
-def form(**changes) -> SearchForm:
-    base = {"data": "/data/my pets", "backbones": ["VGG16", "ResNet50"], "image_size": 64}
-    return SearchForm(**{**base, **changes})
-
-
-def test_search_args_are_a_list_with_every_field():
-    args = search_args(form(trials=8, stages=2, epochs_head=3, epochs_finetune=1, top_k=1))
-    assert args[:4] == ["tuner", "search", "/data/my pets", "--backbone"]
-    assert args[4] == "VGG16,ResNet50"
-    flags = dict(zip(args[5::2], args[6::2], strict=True))
-    assert flags["--trials"] == "8" and flags["--stages"] == "2" and flags["--top-k"] == "1"
-    assert flags["--image-size"] == "64" and flags["--weights"] == "imagenet"
-    assert command_line(args).startswith("python -m tuner search '/data/my pets' --backbone")
-
-
-def test_check_args_use_the_first_backbone():
-    args = check_args(form(weights="none"))
-    assert args[:5] == ["training", "check", "/data/my pets", "--backbone", "VGG16"]
-    assert "--trials" not in args and args[args.index("--weights") + 1] == "none"
-
-
-@pytest.mark.parametrize(
-    "changes, message",
-    [
-        ({"data": " "}, "dataset"),
-        ({"backbones": []}, "backbone"),
-        ({"backbones": ["A,B"]}, "backbone names"),
-        ({"trials": 1, "stages": 2}, "one trial per stage"),
-        ({"top_k": -1}, "top K"),
-    ],
-)
-def test_bad_forms_are_refused_before_launch(changes, message):
-    with pytest.raises(ValueError, match=message):
-        search_args(form(**changes))
-
-
-def test_estimate_grows_with_size_params_and_work():
-    small = estimate_seconds(100, [3_000_000], 96, 10, 5, 1, 1)
-    assert estimate_seconds(100, [3_000_000], 224, 10, 5, 1, 1) > small
-    assert estimate_seconds(100, [25_000_000], 96, 10, 5, 1, 1) > small
-    assert estimate_seconds(100, [3_000_000], 96, 10, 5, 5, 2) > small
-    assert small > 0
 
 
 def test_confusion_per_class_and_worst_mistakes():

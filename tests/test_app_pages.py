@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.apptest import page
 from tests.cli_process import ROOT, cli_env
 from tests.imagegen import (
     class_image,
@@ -28,8 +29,6 @@ from tests.imagegen import (
 from training import jobs
 from training.runs import RunStore
 
-APP = str(ROOT / "app" / "streamlit_app.py")
-TIMEOUT = 120
 pytestmark = pytest.mark.slow  # the module's store is made by real (tiny) training runs
 TINY = ["--weights", "none", "--image-size", "32", "--batch-size", "8"]
 
@@ -71,16 +70,11 @@ def home(made, monkeypatch):
     return made["home"]
 
 
-def page(name: str, **state) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    for key, value in state.items():
-        at.session_state[key] = value
-    at.run()
-    if name != "runs":
-        at.switch_page(f"views/{name}.py")
-        at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+@pytest.fixture
+def launchable(home, made, monkeypatch):
+    """The Launch page lists the module's dataset: its folder is under the data roots."""
+    monkeypatch.setenv("BABYSITTER_DATA_ROOTS", str(made["base"]))
+    return home
 
 
 def charts(at: AppTest) -> list:
@@ -187,7 +181,7 @@ def test_datasets_shows_the_latest_checks_possible_label_errors(tmp_path, monkey
     assert "training labels" in body and "→" in body and len(at.get("image")) > 3
 
 
-def test_launch_starts_the_search_command_shown_as_a_job(home, made):
+def test_launch_starts_the_search_command_shown_as_a_job(launchable, made):
     at = page("launch", dataset=str(made["data"]))
     at.multiselect(key="backbones").set_value(["VGG16"]).run()
     at.number_input(key="image_size").set_value(32)
@@ -202,10 +196,10 @@ def test_launch_starts_the_search_command_shown_as_a_job(home, made):
     assert shown.startswith("python -m tuner search ") and "--backbone VGG16" in shown
     assert "--trials 2" in shown and "--weights none" in shown
     assert at.code[1].value.startswith("python -m training check ")
-    assert "Rough time" in at.metric[0].label
+    assert "Estimated time" in at.metric[0].label
     at.button(key="launch").click().run()
     assert not at.exception
-    store = RunStore(home)
+    store = RunStore(launchable)
     job = jobs.get_job(store, at.session_state["job_id"])
     assert job.command_line == shown
     deadline = time.monotonic() + 240
@@ -214,17 +208,19 @@ def test_launch_starts_the_search_command_shown_as_a_job(home, made):
         jobs.refresh(store)
         job = jobs.get_job(store, job.id)
     assert job.status == "completed", jobs.log_tail(job)
-    assert job.run_id and store.get_run(job.run_id).kind == "search"
+    run = store.get_run(job.run_id)  # the run the job made, by its record, not by its time
+    assert run.kind == "search" and run.config["trials"] == 2 and run.created_at > job.created_at
 
 
-def test_launch_check_first_starts_the_gate_then_monitor_cancels_it(home, made):
+def test_launch_check_first_starts_the_gate_then_monitor_cancels_it(launchable, made):
     at = page("launch", dataset=str(made["data"]))
     at.multiselect(key="backbones").set_value(["VGG16"]).run()
     at.selectbox(key="weights").set_value("none").run()
     at.button(key="check").click().run()
     job_id = at.session_state["job_id"]
-    store = RunStore(home)
+    store = RunStore(launchable)
     assert jobs.get_job(store, job_id).kind == "training check"
+    assert f"sanity gate is running (job {job_id})" in texts(at)
     mon = page("monitor", job_id=job_id)
     assert f"Job {job_id}" in texts(mon)
     if jobs.get_job(store, job_id).status == "running":
@@ -239,10 +235,14 @@ def test_monitor_a_search_run_progress_curves_findings(home, made):
     at.radio(key="follow").set_value("Run").run()
     assert not at.exception
     body = texts(at)
-    assert "Trials 4 / 4" in str([p.proto.text for p in at.get("progress")]) or "4 / 4" in body
-    assert len(charts(at)) == 3  # loss, accuracy, gap
+    progress = [p.proto.text for p in at.get("progress")]
+    assert any(t.startswith("Head search: trials 4 / 4") for t in progress), progress
+    assert "Fine-tunes 1 / 1 done" in progress
+    assert len(charts(at)) == 3  # loss, accuracy, gap of the fine-tuned model
+    assert "Curves of the best fine-tune" in body
     assert "edge_of_range" in body
-    assert len(at.dataframe[0].value) == 4
+    assert len(at.dataframe[0].value) == 1  # the fine-tune
+    assert len(at.dataframe[-1].value) == 4  # the trials
 
 
 def test_monitor_a_train_run_shows_epochs_of_both_phases(home, made):

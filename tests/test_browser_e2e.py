@@ -2,9 +2,11 @@
 
 A Streamlit server on a free loopback port, Debian's ``chromium`` driven by Playwright's Python
 package (``executable_path``: no browser download). The test uploads a tiny zip on Datasets,
-launches a tiny search (VGG16 without weights at 32 px, two trials, no fine-tune epochs) on
-Launch, follows the job on Monitor until it completes, reads the Results page, and visits every
-page, saving a full-page screenshot of each under ``tests/artifacts/`` (ignored by git).
+fills Launch for a tiny search (VGG16 without weights at 32 px, two trials, no fine-tune epochs),
+sees an invalid Trials value refused, leaves for Monitor and finds the values kept, double-clicks
+Launch and gets one job, follows it on Monitor until it completes, reads the Results page, and
+visits every page, saving a full-page screenshot of each under ``tests/artifacts/`` (ignored by
+git).
 Skipped only when Playwright or chromium is missing.
 """
 
@@ -204,6 +206,23 @@ def set_number(page, label: str, value: int) -> None:
     settle(page)
 
 
+def shown_command(page, flags: list[str]) -> None:
+    """The search command on Launch, once the last rerun has drawn it, holds every flag."""
+    with contextlib.suppress(Exception):  # the last rerun may still be on its way: wait for it
+        page.wait_for_function(
+            """flags => {
+                const code = document.querySelector('[data-testid="stCode"]');
+                return code !== null && flags.every(flag => code.innerText.includes(flag));
+            }""",
+            arg=flags,
+            timeout=10_000,
+        )
+    main = page.locator('[data-testid="stMain"]')
+    command = main.locator('[data-testid="stCode"]').first.inner_text()
+    for flag in flags:
+        assert flag in command, command
+
+
 def test_upload_launch_follow_and_read_results_in_chromium(server, browser, tmp_path):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     for old in ARTIFACTS.glob("*.png"):
@@ -251,7 +270,7 @@ def walk(page, server: str, tmp_path: Path) -> None:
         remove.first.click()
         settle(page)
     choose(page, "Backbones", "VGG16")
-    choose(page, "Weights", "none")
+    choose(page, "Weights", "None (random initial weights)")
     for label, value in (
         ("Image size", 32),
         ("Batch size", 8),
@@ -272,21 +291,28 @@ def walk(page, server: str, tmp_path: Path) -> None:
         "--epochs-finetune 0",
         "--top-k 1",
     ]
-    with contextlib.suppress(Exception):  # the last rerun may still be on its way: wait for it
-        page.wait_for_function(
-            """flags => {
-                const code = document.querySelector('[data-testid="stCode"]');
-                return code !== null && flags.every(flag => code.innerText.includes(flag));
-            }""",
-            arg=flags,
-            timeout=10_000,
-        )
-    command = main.locator('[data-testid="stCode"]').first.inner_text()
-    for flag in flags:
-        assert flag in command, command
-    main.locator('[data-testid="stBaseButton-primary"]', has_text="Launch").click()
+    shown_command(page, flags)
+    launch = main.locator('[data-testid="stBaseButton-primary"]', has_text="Launch")
+
+    # An invalid value is named and cannot launch (never the previous value instead).
+    set_number(page, "Trials", 0)
+    page.get_by_text("Trials must be at least 1.").wait_for()
+    assert launch.is_disabled() and main.locator('[data-testid="stCode"]').count() == 0
+    shots.append(shoot(page, "launch-invalid"))
+    set_number(page, "Trials", 2)
+
+    # The values stay while the user looks at another page.
+    go(page, "Monitor")
+    go(page, "Launch", "Launch a search")
+    assert page.get_by_label("Trials", exact=True).input_value() == "2"
+    shown_command(page, flags)
+
+    # A double-click starts one job.
+    launch.dblclick()
     page.get_by_text(re.compile(r"Started job \d+")).wait_for()
     settle(page)
+    assert len(jobs.list_jobs(RunStore())) == 1
+    assert launch.is_disabled()
     shots.append(shoot(page, "launch"))
 
     # Monitor: follow the job until its status reads completed (the view refreshes itself).
@@ -300,7 +326,7 @@ def walk(page, server: str, tmp_path: Path) -> None:
         assert time.monotonic() < deadline, f"search still running: {text}\n{_job_log()}"
         page.wait_for_timeout(1000)
     assert "· completed" in text, f"{text}\n{_job_log()}"
-    page.get_by_text(re.compile(r"Trials 2 / 2")).wait_for()
+    page.get_by_text(re.compile(r"trials 2 / 2", re.IGNORECASE)).first.wait_for()
     # The job picker is not redrawn by the live part: it must not show a status gone stale.
     picked = page.get_by_role("combobox", name="Job", exact=True).input_value()
     assert picked.startswith("#1 · tuner search · started") and "running" not in picked, picked
@@ -348,3 +374,32 @@ def _job_log() -> str:
     store = RunStore()
     found = jobs.list_jobs(store)
     return jobs.log_tail(found[0])[-3000:] if found else "(no job)"
+
+
+def websocket_status(url: str, host: str) -> int:
+    """The HTTP status of a websocket upgrade to the app sent with this ``Host`` and ``Origin``."""
+    import http.client
+
+    port = int(url.rsplit(":", 1)[1])
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    headers = {
+        "Host": host,
+        "Origin": f"http://{host}",
+        "Connection": "Upgrade",
+        "Upgrade": "websocket",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    }
+    try:
+        conn.request("GET", "/_stcore/stream", headers=headers)
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_the_websocket_refuses_a_foreign_host_name(server):
+    """DNS rebinding: a page served as evil.example that resolves to this machine is refused
+    even though its Origin matches its Host; the local names are accepted."""
+    port = server.rsplit(":", 1)[1]
+    assert websocket_status(server, f"evil.example:{port}") == 403
+    assert websocket_status(server, f"localhost:{port}") == 101

@@ -18,17 +18,17 @@ def test_defaults_resolve_unfreeze_by_weights():
 @pytest.mark.parametrize(
     ("field", "value", "fragment"),
     [
-        ("lr", 0.0, "lr"),
-        ("lr", float("nan"), "lr"),
-        ("batch_size", 0, "batch_size"),
-        ("dropout", 1.5, "dropout"),
-        ("val_split", 0.95, "val_split"),
-        ("optimizer", "rmsprop", "optimizer"),
+        ("lr", 0.0, "--lr"),
+        ("lr", float("nan"), "--lr"),
+        ("batch_size", 0, "--batch-size"),
+        ("dropout", 1.5, "--dropout"),
+        ("val_split", 0.95, "--val-split"),
+        ("optimizer", "rmsprop", "--optimizer"),
         ("unfreeze", "some", "--unfreeze"),
-        ("image_size", 4, "image_size"),
+        ("image_size", 4, "--image-size"),
     ],
 )
-def test_bad_values_name_the_field_and_what_was_received(field, value, fragment):
+def test_bad_values_name_the_flag_and_what_was_received(field, value, fragment):
     with pytest.raises(ConfigError) as error:
         make(**{field: value})
     assert fragment in str(error.value)

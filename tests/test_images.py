@@ -71,7 +71,6 @@ def test_bad_size_is_a_config_error(tmp_path, size):
             b'height="10"><rect width="10" height="10" fill="red"/></svg>',
         ),
         ("scan.pdf", b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << >>\n%%EOF\n"),
-        ("empty.png", b""),
     ],
 )
 def test_files_that_are_not_images_are_refused_with_advice(tmp_path, name, content):

@@ -1,16 +1,20 @@
-"""Jobs: real detached CLI processes, their exit codes, cancel, resume, and two at once."""
+"""Jobs: real detached CLI processes, their exit codes, cancel, resume, and two at once; the
+run each job made, as the run recorded it; logs without TensorFlow's start-up noise."""
 
 from __future__ import annotations
 
 import os
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
 
 import pytest
 
 from training import jobs
 from training.errors import BabysitterError
+from training.job_log import copy_quietly
 from training.runs import RunStore
 
 
@@ -171,3 +175,70 @@ def test_cancel_of_a_finished_job_changes_nothing(store, image_folder):
     job = jobs.start_job(store, ["training", "audit", str(image_folder)])
     done = finished(store, job.id)
     assert jobs.cancel(store, job.id).status == "completed" == done.status
+
+
+NOISE = [
+    "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+    "I0000 00:00:1796143142.764490   16664 port.cc:153] oneDNN custom operations are on.",
+    "I0000 00:00:1796143142.764945   16664 cudart_stub.cc:31] Could not find cuda drivers on your"
+    " machine, GPU will not be used.",
+    "I0000 00:00:1796143142.916125   16664 cpu_feature_guard.cc:227] This TensorFlow binary is"
+    " optimized to use available CPU instructions in performance-critical operations.",
+    "To enable the following instructions: AVX2 FMA, in other operations, rebuild TensorFlow with"
+    " the appropriate compiler flags.",
+    "E0000 00:00:1732000000.123456   12345 cuda_executor.cc:1228] failed call to cuInit: INTERNAL:"
+    " CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)",
+    "2024-01-01 10:00:00.123456: I tensorflow/core/util/port.cc:113] oneDNN custom operations.",
+]
+KEPT = [
+    "Phase 1: training the head for 2 epochs (backbone frozen).",
+    "W0000 00:00:1.0  5 bfc_allocator.cc:10] Allocator ran out of memory",
+    "error: Dataset not found: /data",
+]
+
+
+def test_the_log_keeps_every_line_but_tensorflows_start_up_noise(tmp_path):
+    source, sink = os.pipe()
+    text = "\n".join([NOISE[0], KEPT[0], *NOISE[1:], "1/5\r2/5\r", *KEPT[1:]]) + "\nlast"
+    os.write(sink, text.encode())
+    os.close(sink)
+    out = tmp_path / "log"
+    with out.open("wb") as log:
+        copy_quietly(source, log.fileno())
+    os.close(source)
+    expected = f"{KEPT[0]}\n1/5\r2/5\r\n{KEPT[1]}\n{KEPT[2]}\nlast"
+    assert out.read_bytes().decode() == expected  # carriage returns kept as they came
+
+
+def test_the_wrapper_filters_noise_passes_the_job_id_and_keeps_the_exit_code(store):
+    job_id = jobs._record(store, ["training", "audit", "/data"])
+    code = (
+        "import os, sys; "
+        f"print({NOISE!r}[0], file=sys.stderr); print({NOISE!r}[2], flush=True); "
+        "print('job', os.environ['BABYSITTER_JOB_ID'], flush=True); sys.exit(3)"
+    )
+    log = store.home / "jobs" / str(job_id) / jobs.LOG_NAME
+    wrapper = [sys.executable, "-m", "training.jobs", "run", str(job_id), "--"]
+    with log.open("wb") as out:
+        subprocess.run(
+            [*wrapper, sys.executable, "-c", code],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "BABYSITTER_HOME": str(store.home)},
+            cwd=jobs.ROOT,
+            timeout=60,
+            check=False,
+        )
+    assert log.read_text() == f"job {job_id}\n"
+    done = jobs.get_job(store, job_id)
+    assert done.status == "failed" and done.exit_code == 3
+
+
+def test_the_job_run_link_is_the_run_that_names_the_job(store):
+    job_id = jobs._record(store, ["tuner", "search", "/data", "--backbone", "VGG16"])
+    other = store.create_run("search", "VGG16", {"data": "/data"}, "same", "/data")
+    mine = store.create_run("search", "VGG16", {"data": "/data"}, "same", "/data")
+    store.append_event(other.id, {"event": "job", "job_id": job_id + 1})
+    assert jobs._link_run(store, jobs.get_job(store, job_id)) is None  # same data, same time
+    store.append_event(mine.id, {"event": "job", "job_id": job_id})
+    assert jobs._link_run(store, jobs.get_job(store, job_id)) == mine.id

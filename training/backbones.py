@@ -17,11 +17,12 @@ import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-
-import keras
+from typing import TYPE_CHECKING, Any, Literal
 
 from training.errors import ConfigError, WeightsError
+
+if TYPE_CHECKING:  # Keras loads only when a model is built: listing and validating stay light
+    import keras
 
 PreprocessMode = Literal["caffe", "tf", "torch", "none"]
 PatternMarks = Literal["last", "first"]
@@ -105,6 +106,8 @@ class BackboneSpec:
             WeightsError: ImageNet weights that cannot be downloaded, or a local file that is
                 missing or does not fit the architecture.
         """
+        import keras
+
         self.check_size(image_size)
         kind, path = _parse_weights(weights)
         if pooling not in ("avg", "max", None):
@@ -284,6 +287,11 @@ def format_backbones(specs: list[BackboneSpec]) -> str:
         for r in [header, *rows]
     ]
     return "\n".join("  ".join(line) for line in cells)
+
+
+def check_weights(weights: str | os.PathLike[str] | None) -> None:
+    """Refuse a ``--weights`` value that names no usable file (before anything is stored)."""
+    _parse_weights(weights)
 
 
 def _parse_weights(weights: str | os.PathLike[str] | None) -> tuple[str, Path | None]:

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import keras
 import numpy as np
+
+from training.atomic import atomic_path, write_text
 
 
 def clean_metrics(logs: dict | None) -> dict[str, float]:
@@ -77,12 +83,33 @@ class ThrottledBackupAndRestore(keras.callbacks.BackupAndRestore):
     A full-model checkpoint (weights and optimizer state: ~300 MB for ResNet50) at every epoch
     end doubled the epoch time of a 2,000-image phase 2 on a GPU. The first epoch is always
     saved, then one checkpoint a minute: a kill loses at most a minute of training.
+
+    Each file of a checkpoint is renamed into place only when whole, so a full disk keeps the
+    previous checkpoint (and stops the fit with a ``WriteError`` naming the file); a checkpoint
+    that does not load anyway is discarded, with a warning, and the phase starts over.
     """
 
-    def __init__(self, backup_dir: str, min_interval_s: float = 60.0, **kwargs):
+    def __init__(
+        self,
+        backup_dir: str,
+        min_interval_s: float = 60.0,
+        echo: Callable[[str], None] = print,
+        **kwargs,
+    ):
         super().__init__(backup_dir, **kwargs)
         self.min_interval_s = min_interval_s
+        self.echo = echo
         self._last_save: float | None = None
+
+    def on_train_begin(self, logs=None):
+        try:
+            super().on_train_begin(logs)
+        except (OSError, ValueError, KeyError) as error:  # h5py, Keras, the epoch's JSON
+            shutil.rmtree(self.backup_dir, ignore_errors=True)
+            self.echo(
+                f"warning: the checkpoint in {self.backup_dir} could not be read ({error}); "
+                "this phase starts over from its first epoch."
+            )
 
     def on_epoch_end(self, epoch, logs=None):
         self._current_epoch = epoch + 1
@@ -91,3 +118,9 @@ class ThrottledBackupAndRestore(keras.callbacks.BackupAndRestore):
         if self._last_save is None or now - self._last_save >= self.min_interval_s:
             self._save_model()
             self._last_save = now
+
+    def _save_model(self):
+        with atomic_path(Path(self._weights_path)) as temp:
+            self.model.save_weights(str(temp))
+        metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
+        write_text(Path(self._training_metadata_path), json.dumps(metadata))

@@ -148,8 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_arguments(p)
     p.add_argument("--json", action="store_true")
 
-    p = sub.add_parser("runs", help="list runs or show one")
-    p.add_argument("action", nargs="?", default="list", choices=["list", "show"])
+    p = sub.add_parser("runs", help="list runs, show one, or repair the run index")
+    p.add_argument("action", nargs="?", default="list", choices=["list", "show", "repair"])
     p.add_argument("run", nargs="?")
     p.add_argument("--json", action="store_true")
 

@@ -130,6 +130,8 @@ def print_result(run_id: str, summary: dict) -> None:
 
 @command("runs")
 def runs(args: argparse.Namespace) -> int:
+    if args.action == "repair":
+        return _repair(args)
     store = RunStore()
     if args.action == "list":
         found = store.list_runs()
@@ -151,6 +153,25 @@ def runs(args: argparse.Namespace) -> int:
     else:
         print(format_run(run, epochs, findings))
     return 0
+
+
+def _repair(args: argparse.Namespace) -> int:
+    from training.store_repair import repair
+
+    report = repair()
+    if args.json:
+        emit_json(report.to_dict())
+        return 0
+    if report.state == "healthy":
+        print(f"The run index {report.index} is healthy.")
+    else:
+        print(f"The run index {report.index} was {report.state}.")
+    for path in report.kept:
+        print(f"  kept the damaged file as {path}")
+    print(f"Indexed {len(report.rebuilt)} run(s) from their folders.")
+    for line in report.skipped:
+        print(f"  skipped {line}")
+    return 1 if report.skipped else 0
 
 
 @command("predict")

@@ -40,6 +40,23 @@ is valid but never worth proposing (an lr over 1 explodes, a dropout over 0.9 dr
 read them here, so both stay inside the same bounds."""
 
 
+class FieldError(ConfigError):
+    """A config field outside what it accepts. The CLI prints the message (in flags); the app
+    names the field in its form's words from ``field``, ``value`` and the bounds."""
+
+    def __init__(
+        self,
+        message: str,
+        field: str,
+        value: Any = None,
+        low: float | None = None,
+        high: float | None = None,
+        hint: str = "",
+    ):
+        super().__init__(message)
+        self.field, self.value, self.low, self.high, self.hint = field, value, low, high, hint
+
+
 @dataclass
 class TrainConfig:
     """Everything that decides what a training run computes.
@@ -177,12 +194,21 @@ def _parse_unfreeze(value: str) -> int:
         ) from None
 
 
+def _flag(name: str) -> str:
+    """The flag a user typed for a config field: messages speak the user's words."""
+    return "--" + name.replace("_", "-")
+
+
 def _check_int(name: str, value: Any, low: int, high: int, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ConfigError(
-            f"Expected {name} to be an integer in [{low}, {high}]. Received: {value!r}."
+        raise FieldError(
+            f"Expected {_flag(name)} to be an integer in [{low}, {high}]. Received: {value!r}.",
+            name,
+            value,
+            low,
+            high,
         )
 
 
@@ -192,11 +218,20 @@ def _check_float(name: str, value: Any, low: float, high: float, open_low: bool 
         ok = (low < value if open_low else low <= value) and value <= high
     if not ok:
         bracket = "(" if open_low else "["
-        raise ConfigError(
-            f"Expected {name} to be a number in {bracket}{low}, {high}]. Received: {value!r}."
+        raise FieldError(
+            f"Expected {_flag(name)} to be a number in {bracket}{low}, {high}]. "
+            f"Received: {value!r}.",
+            name,
+            value,
+            low,
+            high,
         )
 
 
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise ConfigError(f"Expected {name} to be one of {list(choices)}. Received: {value!r}.")
+        raise FieldError(
+            f"Expected {_flag(name)} to be one of {list(choices)}. Received: {value!r}.",
+            name,
+            value,
+        )

@@ -73,3 +73,28 @@ class HomeError(BabysitterError):
     """``$BABYSITTER_HOME`` is not a folder this user can write; nothing can be stored."""
 
     exit_code = 2
+
+
+class StoreIndexError(HomeError):
+    """The run index (the SQLite file) is missing, empty or damaged while run folders exist;
+    ``runs repair`` rebuilds it from them, since the folders are the record of what ran."""
+
+
+class StoreWriteError(BabysitterError):
+    """The run store could not be written (a full disk, an I/O error); what it held is intact."""
+
+
+class WriteError(BabysitterError):
+    """A cache, checkpoint or model file could not be written (a full disk, an I/O error).
+
+    Such files are written under a temporary name and renamed when complete, so nothing
+    half-written is left where a later run would read it: the same command, run again, resumes.
+    """
+
+    def __init__(self, path: object, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(
+            f"Could not write {self.path}: {reason}. Nothing half-written was kept; make room "
+            "(or fix the folder) and run the same command again: it resumes from there."
+        )

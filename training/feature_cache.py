@@ -15,20 +15,24 @@ backbone its head was trained on.
 
 Rows are computed on demand: a run asks for its splits' rows, the missing ones are computed and
 the file is replaced atomically (temporary sibling, then rename), so a killed run or a second
-process never leaves a half-written file that a later run would read.
+process never leaves a half-written file that a later run would read; a file that does not load
+anyway is computed again. The cache only saves time, so a full disk costs the reuse (with a
+warning naming the file), never the run.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import uuid
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 import keras
 import numpy as np
+
+from training.atomic import atomic_path
+from training.errors import WriteError
 
 FEATURES_VERSION = 1
 """Bump when the feature pass changes (pooling, preprocessing, batching), so old files are not
@@ -67,9 +71,10 @@ def feature_key(dataset_key: str, backbone: str, preprocessing: str, weights: st
 class FeatureCache:
     """One key's features, one row per image of the image cache, filled in as runs ask."""
 
-    def __init__(self, directory: Path, rows: int):
+    def __init__(self, directory: Path, rows: int, echo: Callable[[str], None] = print):
         self.path = Path(directory) / FEATURES_FILE
         self.rows = rows
+        self.echo = echo
         self.features: np.ndarray | None = None
         self.have = np.zeros(rows, dtype=bool)
         self._load()
@@ -78,8 +83,8 @@ class FeatureCache:
         try:
             with np.load(self.path, allow_pickle=False) as stored:
                 features, have = stored["features"], stored["have"]
-        except (OSError, KeyError, ValueError):
-            return  # missing or unreadable: computed again and replaced
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+            return  # missing, truncated or unreadable: computed again and replaced
         if features.ndim == 2 and len(features) == self.rows and have.shape == (self.rows,):
             self.features, self.have = features.astype(np.float32), have.astype(bool)
 
@@ -101,13 +106,14 @@ class FeatureCache:
         return self.features[rows]
 
     def _save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}.tmp.npz")
         try:
-            np.savez(temp, features=self.features, have=self.have)
-            os.replace(temp, self.path)
-        except OSError:
-            temp.unlink(missing_ok=True)  # a full disk costs the reuse, never the run
+            with atomic_path(self.path) as temp:
+                np.savez(temp, features=self.features, have=self.have)
+        except WriteError as error:  # a full disk costs the reuse, never the run
+            self.echo(
+                f"warning: the features could not be cached in {error.path} ({error.reason}); "
+                "this run goes on, and the next one computes them again."
+            )
 
 
 def cached_features(
@@ -132,7 +138,7 @@ def cached_features(
         extract = extractor()
         return {split: extract(split_rows) for split, split_rows in rows.items()}
     key = feature_key(dataset_key, spec.name, spec.preprocess_mode, identity)
-    cache = FeatureCache(Path(cache_dir) / f"features-{key}", len(images))
+    cache = FeatureCache(Path(cache_dir) / f"features-{key}", len(images), echo)
     wanted = np.concatenate([np.asarray(r, np.int64) for r in rows.values()] or [[]])
     wanted = wanted.astype(np.int64)
     missing = len(np.unique(cache.missing(wanted)))

@@ -8,12 +8,16 @@ trains, and its statistics are re-estimated after each phase (see ``training.bat
 
 Resuming: a run is identified by its config and dataset content. Re-running the same command
 after a kill finds the unfinished run, reloads the weights saved at the end of phase 1, and
-``BackupAndRestore`` continues phase 2 from its last finished epoch.
+``BackupAndRestore`` continues phase 2 from its last finished epoch. Every file a later run reads
+(phase 1's weights, checkpoints, history, predictions, the model) is renamed into place only when
+whole; a write that fails (a full disk) leaves the run interrupted, so the same command resumes it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +25,7 @@ from dataclasses import dataclass, field
 import keras
 import numpy as np
 
+from training.atomic import atomic_path, write_text
 from training.babysit.audit_findings import audit_findings
 from training.babysit.diagnose import diagnose_fit
 from training.babysit.explosion import LossExplosionStop
@@ -33,12 +38,12 @@ from training.callbacks import RunLogger, ThrottledBackupAndRestore
 from training.config import TrainConfig
 from training.data.batches import ImageBatches
 from training.device import accelerator, apply_precision, resolve_jit, use_compilation_cache
-from training.errors import BabysitterError, TrainingDiverged
+from training.errors import BabysitterError, TrainingDiverged, WriteError
 from training.feature_cache import cached_features
 from training.losses import classification_loss
 from training.model import Classifier, build_classifier
 from training.parallel import batch_multiple, data_parallel
-from training.prepare import PreparedData, prepare_for_config
+from training.prepare import PreparedData, prepare_for_config, resolve_model_config
 from training.runs import RunStore
 from training.schedules import schedule_rate
 
@@ -96,18 +101,24 @@ def train(
     *,
     verbose: int = 1,
     echo: Callable[[str], None] = print,
+    on_run: Callable[[str], None] | None = None,
 ) -> TrainResult:
-    """Audit, split, decode, fine-tune in two phases, evaluate, save; one stored run."""
+    """Audit, split, decode, fine-tune in two phases, evaluate, save; one stored run.
+
+    ``on_run`` is told the run's id as soon as it is created or resumed: a search records which
+    run each of its fine-tunes is, so the app follows it without guessing.
+    """
+    resolve_model_config(config)
     store = store or RunStore()
     use_compilation_cache(store.compilation_cache_dir())
     spec, image_size, data = prepare_for_config(config, store, progress=verbose > 0)
     with data_parallel(config.devices, config.batch_size) as devices:
         if devices > 1:
             echo(f"Data-parallel training: each batch is split over {devices} devices.")
-        return _train_stored(config, spec, image_size, data, store, verbose, echo)
+        return _train_stored(config, spec, image_size, data, store, verbose, echo, on_run)
 
 
-def _train_stored(config, spec, image_size, data, store, verbose, echo) -> TrainResult:
+def _train_stored(config, spec, image_size, data, store, verbose, echo, on_run) -> TrainResult:
     """One stored run: created or resumed, marked failed or interrupted when it ends early."""
     fingerprint = config.fingerprint(data.cache.key)
     run = store.find_resumable("train", fingerprint)
@@ -116,6 +127,8 @@ def _train_stored(config, spec, image_size, data, store, verbose, echo) -> Train
         echo(f"Resuming run {run.id} (same arguments and data as an unfinished run).")
     else:
         run = store.create_run("train", spec.name, config.to_dict(), fingerprint, str(data.root))
+    if on_run is not None:
+        on_run(run.id)
     store.append_event(run.id, {"event": "started", "splits": data.split_counts()})
     try:
         summary, findings = _train_run(config, spec, image_size, data, store, run.id, verbose, echo)
@@ -124,6 +137,9 @@ def _train_stored(config, spec, image_size, data, store, verbose, echo) -> Train
         raise
     except TrainingDiverged:
         raise  # already stored as failed, with its findings
+    except WriteError as error:
+        _keep_resumable(store, run.id, error)
+        raise
     except BabysitterError as error:
         store.set_status(run.id, "failed", error=str(error))
         raise
@@ -131,6 +147,14 @@ def _train_stored(config, spec, image_size, data, store, verbose, echo) -> Train
         store.set_status(run.id, "failed", error=f"{type(error).__name__}: {error}")
         raise
     return TrainResult(run.id, summary, findings)
+
+
+def _keep_resumable(store: RunStore, run_id: str, error: WriteError) -> None:
+    """Mark the run interrupted, so the same command resumes it. On a full disk the store may
+    refuse that write too: the user still sees the first error, and a run left 'running' by a
+    process that is gone is resumed all the same."""
+    with contextlib.suppress(BabysitterError, sqlite3.Error):
+        store.set_status(run_id, "interrupted", error=str(error))
 
 
 def _train_run(
@@ -161,15 +185,12 @@ def _train_run(
     weights = None
     if config.class_weights == "balanced":
         weights = balanced_class_weights(data.labels("train"), len(data.class_names))
-    histories: dict[str, list[dict]] = {}
     trainable: dict[str, int] = {}
     watch = LossExplosionStop(len(data.class_names), settings=config.to_dict())
 
     phase1_path = store.artifact(run_id, "phase1")
-    if phase1_path.exists():
-        clf.model.load_weights(phase1_path)
-        echo("Phase 1 already finished in this run: weights reloaded.")
-    elif not config.pretrained:
+    phase1_done = _reload_phase1(clf, phase1_path, echo)
+    if not phase1_done and not config.pretrained:
         recalibrate(clf, data, config)
     # Computed once, before phase 1: phase 1 trains on them and ``label_noise`` reads them
     # (before any fine-tuning has fitted the labels).
@@ -177,33 +198,47 @@ def _train_run(
         spec, data, ("train", "val"), config, store.cache_dir(), lambda: clf, echo
     )
     noise = _label_noise(features, data, config)
-    if not phase1_path.exists():
+    if not phase1_done:
         if config.epochs_head > 0:
             trainable["head"] = _trainable(clf.head)
-            histories["head"] = _phase_head(
+            _phase_head(
                 config, clf, data, features, store, run_id, weights, jit, watch, verbose, echo
             )
         if not watch.exploded:
-            clf.model.save_weights(phase1_path)
+            with atomic_path(phase1_path) as temp:
+                clf.model.save_weights(str(temp))
 
     if config.epochs_finetune > 0 and not watch.exploded:
         watch.phase = "finetune"
-        histories["finetune"] = _phase_finetune(
-            config, clf, data, store, run_id, weights, jit, watch, verbose, echo
-        )
+        _phase_finetune(config, clf, data, store, run_id, weights, jit, watch, verbose, echo)
         trainable["finetune"] = _trainable(clf.model)
         if not config.pretrained and not watch.exploded:
             recalibrate(clf, data, config)
 
-    outcome = Outcome(histories, trainable, noise)
+    outcome = Outcome(trainable, noise)
     return _finish(config, clf, data, store, run_id, outcome, watch, policy, started)
+
+
+def _reload_phase1(clf: Classifier, path, echo) -> bool:
+    """Whether phase 1's saved weights were reloaded; a file that does not load is deleted,
+    with a warning, and phase 1 trained again instead of the run failing on it."""
+    if not path.exists():
+        return False
+    try:
+        clf.model.load_weights(path)
+    except (OSError, ValueError) as error:  # h5py: truncated or not HDF5; Keras: wrong layers
+        path.unlink(missing_ok=True)
+        echo(f"warning: {path} could not be read ({error}); phase 1 is trained again.")
+        return False
+    echo("Phase 1 already finished in this run: weights reloaded.")
+    return True
 
 
 @dataclass
 class Outcome:
-    """What the fit produced for the diagnoses: histories, what could learn, the label check."""
+    """What the fit produced for the diagnoses besides the stored epochs: what could learn,
+    and the label check."""
 
-    histories: dict[str, list[dict]]
     trainable: dict[str, int]
     label_noise: Finding
 
@@ -280,7 +315,7 @@ def _scheduler(config: TrainConfig, lr: float, epochs: int) -> keras.callbacks.C
 
 def _phase_head(
     config, clf, data, features, store, run_id, weights, jit, watch, verbose, echo
-) -> list:
+) -> None:
     train_x, val_x = features["train"], features["val"]
     echo(f"Phase 1: training the head for {config.epochs_head} epochs (backbone frozen).")
     _compile(clf.head, config, config.lr, jit)
@@ -301,10 +336,9 @@ def _phase_head(
         callbacks=[_scheduler(config, config.lr, config.epochs_head), logger, watch],
         verbose=_keras_verbose(verbose, per_epoch=True),
     )
-    return logger.history
 
 
-def _phase_finetune(config, clf, data, store, run_id, weights, jit, watch, verbose, echo) -> list:
+def _phase_finetune(config, clf, data, store, run_id, weights, jit, watch, verbose, echo) -> None:
     unfreeze = config.resolved_unfreeze()
     if not config.pretrained:
         speed_up_moving_averages(clf.backbone)
@@ -336,25 +370,36 @@ def _phase_finetune(config, clf, data, store, run_id, weights, jit, watch, verbo
         ImageBatches(images, labels, val_rows, config.batch_size) if len(val_rows) else None
     )
     logger = RunLogger(store, run_id, "finetune")
-    backup = ThrottledBackupAndRestore(str(store.artifact(run_id, "backup_phase2")))
+    backup = ThrottledBackupAndRestore(str(store.artifact(run_id, "backup_phase2")), echo=echo)
     clf.model.fit(
         train_batches,
         validation_data=val_batches,
         epochs=config.epochs_finetune,
+        # The logger before the checkpoint: a kill between the two redoes an epoch already
+        # stored, where the other order resumed past an epoch the store never got.
         callbacks=[
-            backup,
             _scheduler(config, config.finetune_lr, config.epochs_finetune),
             logger,
+            backup,
             watch,
         ],
         verbose=_keras_verbose(verbose, per_epoch=False),
     )
-    return logger.history
+
+
+def _stored_histories(store: RunStore, run_id: str) -> dict[str, list[dict]]:
+    """Every phase's epochs as the store holds them: after a resume, this process saw only the
+    epochs it ran, while the history file and the diagnoses must cover the whole run."""
+    histories: dict[str, list[dict]] = {}
+    for row in store.epochs(run_id):
+        metrics = {k: v for k, v in row.items() if k not in ("phase", "epoch")}
+        histories.setdefault(row["phase"], []).append({"epoch": row["epoch"], **metrics})
+    return histories
 
 
 def _finish(config, clf, data, store, run_id, outcome, watch, policy, started):
     """Evaluate, diagnose, save; or store an exploded run as failed with its findings."""
-    histories = outcome.histories
+    histories = _stored_histories(store, run_id)
     summary: dict = {
         "backbone": clf.spec.name,
         "image_size": clf.image_size,
@@ -366,7 +411,7 @@ def _finish(config, clf, data, store, run_id, outcome, watch, policy, started):
         "devices": batch_multiple(),
     }
     findings = [*audit_findings(data.audit), outcome.label_noise, watch.finding()]
-    store.artifact(run_id, "history").write_text(json.dumps(histories, indent=1))
+    write_text(store.artifact(run_id, "history"), json.dumps(histories, indent=1))
     if watch.exploded:
         found = as_dicts(findings)
         store.add_findings(run_id, found)
@@ -394,7 +439,8 @@ def _finish(config, clf, data, store, run_id, outcome, watch, policy, started):
     store.add_findings(run_id, found)
     _save_predictions(clf, data, store, run_id, config.batch_size)
     model_path = store.artifact(run_id, "model")
-    clf.model.save(model_path)
+    with atomic_path(model_path) as temp:
+        clf.model.save(temp)
     summary["model"] = str(model_path)
     summary["seconds"] = round(time.monotonic() - started, 1)
     store.set_status(run_id, "completed", summary=summary)
@@ -408,15 +454,16 @@ def _save_predictions(clf, data, store, run_id, batch_size) -> None:
     rows = data.rows("val") if len(data.rows("val")) else data.rows("train")
     batches = ImageBatches(data.cache.images, data.cache.labels, rows, batch_size)
     probabilities = batches.trim(clf.model.predict(batches, verbose=0)).astype(np.float32)
-    np.savez(
-        store.artifact(run_id, "predictions"),
-        rows=rows,
-        rels=np.array([data.cache.rels[i] for i in rows]),
-        labels=data.cache.labels[rows],
-        probabilities=probabilities,
-        class_names=np.array(data.class_names),
-        cache_key=data.cache.key,
-    )
+    with atomic_path(store.artifact(run_id, "predictions")) as temp:
+        np.savez(
+            temp,
+            rows=rows,
+            rels=np.array([data.cache.rels[i] for i in rows]),
+            labels=data.cache.labels[rows],
+            probabilities=probabilities,
+            class_names=np.array(data.class_names),
+            cache_key=data.cache.key,
+        )
 
 
 def _keras_verbose(verbose: int, per_epoch: bool) -> int:

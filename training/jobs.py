@@ -12,6 +12,12 @@ writing one (machine restart, ``kill -9``) is marked ``interrupted`` by :func:`r
 The wrapped command gets SIGTERM as ``KeyboardInterrupt``, so :func:`cancel` (SIGTERM to the
 process group, SIGKILL after a grace period) lets ``train`` and ``search`` mark their run
 interrupted, resumable with the same command (``--resume`` for a search).
+
+The command runs with ``$BABYSITTER_JOB_ID`` set, and the run it creates or resumes records that
+id: the job's run is read from that record (or from the run's own record of the process that owns
+it), never guessed from times or folders, so two identical jobs started together keep their own
+runs. The wrapper copies the command's output to the log without TensorFlow's C++ start-up lines
+(:mod:`training.job_log`).
 """
 
 from __future__ import annotations
@@ -29,12 +35,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from training.errors import BabysitterError
-from training.runs import Run, RunStore, _now, pid_alive
+from training.errors import BabysitterError, RunNotFoundError
+from training.job_log import copy_quietly
+from training.runs import Run, RunStore, _now, pid_alive, shown_status
 
 JOB_STATUSES = ("running", "completed", "failed", "cancelled", "interrupted")
 MODULES = ("training", "tuner")
 RESUMABLE = {"tuner search", "training train"}
+RUN_KINDS = {"tuner search": "search", "training train": "train", "training check": "check"}
+JOB_ENV = "BABYSITTER_JOB_ID"
 LOG_NAME = "job.log"
 EXIT_NAME = "exit_code"
 CHILD_PID_NAME = "child.pid"
@@ -151,17 +160,8 @@ def start_job(store: RunStore, args: list[str]) -> Job:
     """
     args = [str(a) for a in args]
     _check_args(args)
-    now = _now()
-    with store._connect(write=True) as conn:
-        cur = conn.execute(
-            "INSERT INTO jobs (kind, command_json, status, log_path, created_at, updated_at)"
-            " VALUES (?, ?, 'running', '', ?, ?)",
-            (f"{args[0]} {args[1]}", json.dumps(args), now, now),
-        )
-        job_id = int(cur.lastrowid)
-    folder = jobs_dir(store) / str(job_id)
-    folder.mkdir(parents=True, exist_ok=True)
-    log_path = folder / LOG_NAME
+    job_id = _record(store, args)
+    log_path = jobs_dir(store) / str(job_id) / LOG_NAME
     env = {**os.environ, "BABYSITTER_HOME": str(store.home), "PYTHONUNBUFFERED": "1"}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     wrapper = [sys.executable, "-m", "training.jobs", "run", str(job_id), "--"]
@@ -184,6 +184,20 @@ def start_job(store: RunStore, args: list[str]) -> Job:
     _LAUNCHED[proc.pid] = proc
     _update(store, job_id, pid=proc.pid, log_path=str(log_path))
     return get_job(store, job_id)
+
+
+def _record(store: RunStore, args: list[str]) -> int:
+    """The job's row (status running, no process yet) and its folder; its id."""
+    now = _now()
+    with store._connect(write=True) as conn:
+        cur = conn.execute(
+            "INSERT INTO jobs (kind, command_json, status, log_path, created_at, updated_at)"
+            " VALUES (?, ?, 'running', '', ?, ?)",
+            (f"{args[0]} {args[1]}", json.dumps(args), now, now),
+        )
+        job_id = int(cur.lastrowid)
+    (jobs_dir(store) / str(job_id)).mkdir(parents=True, exist_ok=True)
+    return job_id
 
 
 def _proc_stat(pid: int) -> list[str] | None:
@@ -242,30 +256,34 @@ def _read_int(path: Path) -> int | None:
 
 
 def _link_run(store: RunStore, job: Job) -> str | None:
-    """The run this job created: the one its child process owns, else the newest matching one."""
-    kind = {"tuner search": "search", "training train": "train", "training check": "check"}.get(
-        job.kind
-    )
+    """The run this job created or resumed, as the run recorded it: an event naming the job
+    (``job_id``, from ``$BABYSITTER_JOB_ID``) or the job's child as the process that owns it.
+
+    Only runs touched since the job started are read: a bound on the work, not a guess.
+    """
+    kind = RUN_KINDS.get(job.kind)
     if kind is None:
         return None
     child = _read_int(job.folder / CHILD_PID_NAME)
-    candidates = [r for r in store.list_runs(kind=kind) if r.updated_at >= job.created_at]
-    for run in candidates:
-        if child is not None and run.pid == child:
-            return run.id
-    data = job.command[2] if len(job.command) > 2 else None
-    for run in candidates:
-        if run.created_at >= job.created_at and data and _same_data(run, data):
+    for run in store.list_runs(kind=kind):
+        if run.updated_at < job.created_at:
+            continue
+        if (child is not None and run.pid == child) or _names_job(store, run.id, job.id):
             return run.id
     return None
 
 
-def _same_data(run: Run, data: str) -> bool:
-    given = Path(data).expanduser()
-    values = {run.dataset, str(run.config.get("data", ""))}
-    with contextlib.suppress(OSError):
-        given = given.resolve()
-    return str(given) in values or data in values or given.stem == Path(run.dataset).name
+def _names_job(store: RunStore, run_id: str, job_id: int) -> bool:
+    return any(str(e.get("job_id")) == str(job_id) for e in store.events(run_id))
+
+
+def _link(store: RunStore, job_id: int) -> Job:
+    """Write the job's run into its row once the run exists; the job as it is now."""
+    job = get_job(store, job_id)
+    if job.run_id is None and (run_id := _link_run(store, job)):
+        _update(store, job.id, run_id=run_id)
+        job = get_job(store, job_id)
+    return job
 
 
 def refresh(store: RunStore) -> list[Job]:
@@ -275,8 +293,7 @@ def refresh(store: RunStore) -> list[Job]:
     marked ``interrupted``, as is its run if the run still says ``running``.
     """
     for job in list_jobs(store, status="running"):
-        if job.run_id is None and (run_id := _link_run(store, job)):
-            _update(store, job.id, run_id=run_id)
+        job = _link(store, job.id)
         if _wrapper_alive(job):
             continue
         code = _read_int(job.folder / EXIT_NAME)
@@ -284,25 +301,19 @@ def refresh(store: RunStore) -> list[Job]:
             _update(store, job.id, only_running=True, status="interrupted")
         else:
             _finish(store, job.id, code)
-        _settle_run(store, get_job(store, job.id))
-    for job in list_jobs(store):
-        if job.run_id is None and job.status != "running" and (run_id := _link_run(store, job)):
-            _update(store, job.id, run_id=run_id)
+        _settle_run(store, _link(store, job.id))
     return list_jobs(store)
 
 
 def _settle_run(store: RunStore, job: Job) -> None:
     """A run left 'running' by a job that ended: mark it interrupted so it can be resumed."""
-    run_id = job.run_id or _link_run(store, job)
-    if run_id is None:
+    if job.run_id is None:
         return
     with contextlib.suppress(BabysitterError):
-        run = store.get_run(run_id)
+        run = store.get_run(job.run_id)
         child = _read_int(job.folder / CHILD_PID_NAME)
         if run.status == "running" and (child is None or run.pid == child):
-            store.set_status(run_id, "interrupted", error=f"job {job.id} ended ({job.status})")
-        if job.run_id is None:
-            _update(store, job.id, run_id=run_id)
+            store.set_status(run.id, "interrupted", error=f"job {job.id} ended ({job.status})")
 
 
 def _finish(store: RunStore, job_id: int, code: int) -> None:
@@ -332,10 +343,7 @@ def cancel(store: RunStore, job_id: int, grace_s: float = GRACE_S) -> Job:
                 time.sleep(0.1)
     if job.pid in _LAUNCHED:
         _LAUNCHED[job.pid].poll()
-    job = get_job(store, job.id)
-    if job.run_id is None and (run_id := _link_run(store, job)):
-        _update(store, job.id, run_id=run_id)
-    _settle_run(store, get_job(store, job.id))
+    _settle_run(store, _link(store, job.id))
     return get_job(store, job.id)
 
 
@@ -349,9 +357,32 @@ def resume_args(job: Job) -> list[str]:
     return args
 
 
+def can_resume(job: Job, run: Run | None) -> bool:
+    """Whether Resume has something to pick up: the job's run exists and was cut off (a search
+    run not completed, which ``--resume`` takes; a train run interrupted, which train resumes).
+    A job that failed before creating a run has nothing to resume."""
+    if not job.resumable or run is None:
+        return False
+    status = shown_status(run)
+    if run.kind == "search":
+        return status in ("interrupted", "failed", "cancelled")
+    return status == "interrupted"
+
+
 def resume(store: RunStore, job_id: int) -> Job:
-    """Start the job's command again so it picks up its run (see :func:`resume_args`)."""
-    return start_job(store, resume_args(get_job(store, job_id)))
+    """Start the job's command again so it picks up its run (see :func:`resume_args`); refused
+    when there is nothing to pick up, which would silently start a new run instead."""
+    job = get_job(store, job_id)
+    try:
+        run = store.get_run(job.run_id) if job.run_id else None
+    except RunNotFoundError:
+        run = None
+    if not can_resume(job, run):
+        raise BabysitterError(
+            f"Job {job_id} has nothing to resume (its run was not cut off, or it created none). "
+            "Launch it again instead."
+        )
+    return start_job(store, resume_args(job))
 
 
 def log_tail(job: Job, max_bytes: int = 20_000) -> str:
@@ -372,20 +403,30 @@ def age_s(job: Job) -> float:
 
 
 def _wrap(job_id: int, command: list[str]) -> int:
-    """The wrapper's body: run the command, record its exit code when it ends."""
+    """The wrapper's body: run the command, copy its output to the log without TensorFlow's
+    start-up noise, then link its run and record its exit code."""
     signal.signal(signal.SIGTERM, lambda *_: None)  # the child gets it too; we wait and record
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     store = RunStore()
     folder = jobs_dir(store) / str(job_id)
+    env = {**os.environ, JOB_ENV: str(job_id)}  # the run records it: see _link_run
     try:
-        child = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+        child = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
     except OSError as error:
         print(f"error: could not start {command[0]}: {error}", flush=True)
         code = 127
     else:
         (folder / CHILD_PID_NAME).write_text(str(child.pid))
+        copy_quietly(child.stdout.fileno(), sys.stdout.fileno())
         code = child.wait()
     (folder / EXIT_NAME).write_text(str(code))
+    _link(store, job_id)
     _finish(store, job_id, code)
     return code
 

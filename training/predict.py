@@ -8,6 +8,7 @@ the file; images are decoded and resized by the same function that built the tra
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import keras
@@ -34,11 +35,16 @@ MAX_NON_WEIGHT_BYTES = 64 * 1024**2
 WEIGHTS_ENTRY = "model.weights.h5"
 PARSE_MEMORY_FACTOR = 10
 """Peak memory of parsing JSON and building the model, per byte of config (measured ≈ 3×)."""
+_RESAVE = "use a .keras file saved by Babysitter's train, search or export commands"
 
 
 def check_model_entries(path: Path, entries) -> None:
     """Refuse a model file whose parts are bigger than a model needs, before parsing any."""
     sizes = {info.filename: info.file_size for info in entries}
+    if "config.json" not in sizes:
+        raise ModelFileError(
+            f"{path}: holds no config.json, so it is not a Keras model file; {_RESAVE}."
+        )
     for name in ("config.json", "metadata.json"):
         if sizes.get(name, 0) > MAX_CONFIG_BYTES:
             raise ModelFileError(
@@ -77,8 +83,11 @@ def available_memory() -> int | None:
 def resolve_model_path(model_or_run: str, store: RunStore | None = None) -> Path:
     """A ``.keras`` path as given, or the model file of a run id (or unique prefix)."""
     candidate = Path(model_or_run).expanduser()
-    if candidate.exists():
-        return candidate
+    try:
+        if candidate.exists():
+            return candidate
+    except OSError:  # a name too long to be a path (ENAMETOOLONG) may still be asked as an id
+        pass
     if candidate.suffix:
         raise ModelFileError(
             f"Model file not found: {candidate}. Give a .keras file or a run id "
@@ -99,8 +108,9 @@ def load_model_file(path: Path) -> keras.Model:
     """Load a Babysitter ``.keras`` file safely, or explain why it cannot be."""
     path = Path(path)
     if path.suffix.lower() != ".keras" or not path.is_file():
+        kind = " is a folder;" if path.is_dir() else ""
         raise ModelFileError(
-            f"{path}: only .keras model files are accepted (no .h5, SavedModel "
+            f"{path}:{kind} only .keras model files are accepted (no .h5, SavedModel "
             "or pickle: they can carry code). Export the model as .keras."
         )
     if path.stat().st_size > MAX_MODEL_BYTES:
@@ -110,18 +120,32 @@ def load_model_file(path: Path) -> keras.Model:
         )
     try:
         entries = check_zip_entries(path, MODEL_LIMITS)
-    except BabysitterError as error:
-        raise ModelFileError(f"{path}: not a valid .keras file ({error}).") from None
+    except BabysitterError as error:  # the problem without the archive's advice for datasets
+        why = getattr(error, "problem", None) or str(error)
+        raise ModelFileError(f"{path}: not a valid .keras file ({why}); {_RESAVE}.") from None
     check_model_entries(path, entries)
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as error:  # Keras raises many types for a bad file; all mean "not usable"
         raise ModelFileError(
-            f"{path}: Keras could not load it safely ({type(error).__name__}: "
-            f"{error}). Was it saved by Babysitter?"
+            f"{path}: Keras could not load it safely ({_keras_refusal(error)}); {_RESAVE}."
         ) from None
     class_names_of(model, path)
     return model
+
+
+def _keras_refusal(error: Exception) -> str:
+    """Why Keras refused a file, in one short line: its messages run to pages, quote the file's
+    (untrusted) config and suggest ``safe_mode=False``, which is never an option here."""
+    text = str(error)
+    if "Lambda" in text and "arbitrary code execution" in text:
+        return "it holds a Lambda layer, Python code that is never run from a model file"
+    unknown = re.search(r"Could not locate (?:class|function) '([^']{1,80})'", text)
+    if unknown:
+        return f"it uses {unknown.group(1)!r}, which neither Keras nor Babysitter defines"
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    first = "".join(c if c.isprintable() else repr(c)[1:-1] for c in first)
+    return f"{type(error).__name__}: {first[:200]}{'…' if len(first) > 200 else ''}"
 
 
 def class_names_of(model: keras.Model, path: Path | str = "model") -> list[str]:

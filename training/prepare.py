@@ -80,13 +80,21 @@ def prepare_data(
     return PreparedData(root=report.root, audit=report, cache=cache, splits=splits)
 
 
-def prepare_for_config(config, store, progress: bool = True):
-    """The backbone spec, image size and prepared data of a ``TrainConfig`` in ``store``."""
-    from training.backbones import get_backbone
+def resolve_model_config(config):
+    """The backbone spec and image size of a ``TrainConfig``, its weights file checked: refused
+    here, before the store is opened, a bad value records nothing."""
+    from training.backbones import check_weights, get_backbone
 
     spec = get_backbone(config.backbone)
     image_size = config.image_size or spec.default_size
     spec.check_size(image_size)
+    check_weights(config.weights)
+    return spec, image_size
+
+
+def prepare_for_config(config, store, progress: bool = True):
+    """The backbone spec, image size and prepared data of a ``TrainConfig`` in ``store``."""
+    spec, image_size = resolve_model_config(config)
     data = prepare_data(
         config.data,
         image_size,

@@ -39,7 +39,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from training.errors import BabysitterError, HomeError, RunNotFoundError
+from training.errors import (
+    BabysitterError,
+    HomeError,
+    RunNotFoundError,
+    StoreIndexError,
+    StoreWriteError,
+)
 from training.home import usable_home
 
 DEFAULT_HOME = "./babysitter-home"
@@ -115,6 +121,10 @@ PLAIN_FIELDS = ("id", "kind", "label", "status", "created_at", "updated_at", "he
 PLAIN_FIELDS += ("fingerprint", "dataset", "error")
 _ID_RE = re.compile(r"[a-z0-9][a-z0-9-]*")
 _LIST_HINT = "`python -m training runs list` shows all runs."
+REPAIR_HINT = (
+    "Rebuild it from the run folders with `python -m training runs repair` (a damaged file is "
+    "kept beside it as babysitter.sqlite.corrupt-<time>)."
+)
 
 
 @dataclass(frozen=True)
@@ -182,6 +192,25 @@ def pid_alive(pid: int | None) -> bool:
     return True
 
 
+def _job_id() -> int | None:
+    """The app's job this process runs for (``BABYSITTER_JOB_ID``, set by training/jobs.py), so
+    the job-to-run link is written by the run, never guessed."""
+    raw = os.environ.get("BABYSITTER_JOB_ID", "")
+    return int(raw) if raw.isdigit() else None
+
+
+def run_folders(home: Path) -> list[Path]:
+    """Folders under ``home/runs`` that hold a run (a plain run id with a ``config.json``)."""
+    runs = home / "runs"
+    if not runs.is_dir():
+        return []
+    return sorted(
+        p
+        for p in runs.iterdir()
+        if _ID_RE.fullmatch(p.name) and (p / ARTIFACTS["config"]).is_file()
+    )
+
+
 def shown_status(run: Run) -> str:
     """The status a user is shown: a 'running' run whose process is gone (``kill -9``, a crash,
     a reboot) was interrupted, and ``list``, ``show``, ``--json`` and the app all say so. A live
@@ -208,12 +237,15 @@ class RunStore:
             a store made before the variable changes keeps its root.
     """
 
-    def __init__(self, home: Path | str | None = None):
-        raw = home if home is not None else (os.environ.get("BABYSITTER_HOME") or DEFAULT_HOME)
-        self.home = usable_home(Path(raw).expanduser().resolve())
+    def __init__(self, home: Path | str | None = None, *, expect_index: bool = True):
+        self.home = self.resolve_home(home)
         self.db_path = self.home / DB_NAME
+        # While `runs repair` replays run folders into a fresh index, nothing is journaled again.
+        self.replaying = False
         try:
             (self.home / "runs").mkdir(exist_ok=True)
+            if expect_index:
+                self._check_index_present()
             self._migrate()
         except (OSError, sqlite3.Error) as error:
             raise HomeError(
@@ -222,29 +254,74 @@ class RunStore:
                 "point $BABYSITTER_HOME at another folder."
             ) from error
 
+    @staticmethod
+    def resolve_home(home: Path | str | None = None) -> Path:
+        """``home``, else ``$BABYSITTER_HOME``, else ``./babysitter-home``; checked usable."""
+        raw = home if home is not None else (os.environ.get("BABYSITTER_HOME") or DEFAULT_HOME)
+        return usable_home(Path(raw).expanduser().resolve())
+
     # -- connections and schema ---------------------------------------------------------------
+
+    def _check_index_present(self) -> None:
+        """Refuse to start a fresh index over run folders: a deleted or emptied store file would
+        otherwise read as "No runs yet" while every run's folder and model are still there."""
+        wal = self.db_path.with_name(DB_NAME + "-wal")
+        if any(p.exists() and p.stat().st_size > 0 for p in (self.db_path, wal)):
+            return
+        folders = run_folders(self.home)
+        if folders:
+            state = "empty (0 bytes)" if self.db_path.exists() else "missing"
+            raise StoreIndexError(
+                f"The run index {self.db_path} is {state}, but {self.home / 'runs'} holds "
+                f"{len(folders)} run folder(s). {REPAIR_HINT}"
+            )
+
+    def _storage_error(self, error: sqlite3.Error) -> BabysitterError | None:
+        """A damaged file or a failed write as a message that says what to do; None for the rest
+        (a programming error should still show its traceback)."""
+        if type(error) is sqlite3.DatabaseError:  # SQLITE_CORRUPT / SQLITE_NOTADB
+            return StoreIndexError(
+                f"The run index {self.db_path} is damaged ({error}). {REPAIR_HINT}"
+            )
+        text = str(error).lower()
+        if isinstance(error, sqlite3.OperationalError) and any(
+            s in text for s in ("disk is full", "disk i/o", "readonly", "unable to open")
+        ):
+            return StoreWriteError(
+                f"The run store {self.db_path} could not be written ({error}). Free disk space "
+                "or fix the folder's permissions, then run the same command again: what was "
+                "stored before is intact (each write is one transaction)."
+            )
+        return None
 
     @contextlib.contextmanager
     def _connect(self, write: bool = False) -> Iterator[sqlite3.Connection]:
         """A fresh connection; with ``write`` one IMMEDIATE transaction committed on success."""
-        conn = sqlite3.connect(self.db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         try:
-            conn.row_factory = sqlite3.Row
-            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            if not write:
-                yield conn
-                return
-            conn.execute("BEGIN IMMEDIATE")
+            conn = sqlite3.connect(self.db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
             try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
+                conn.row_factory = sqlite3.Row
+                conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+                conn.execute("PRAGMA foreign_keys = ON")
+                conn.execute("PRAGMA synchronous = NORMAL")
+                if not write:
+                    yield conn
+                    return
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            finally:
+                conn.close()
+        except sqlite3.Error as error:
+            converted = self._storage_error(error)
+            if converted is None:
                 raise
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
+            raise converted from error
 
     def _migrate(self) -> None:
         with self._connect() as conn:
@@ -316,6 +393,17 @@ class RunStore:
                     folder.mkdir(parents=True, exist_ok=False)
                     (folder / ARTIFACTS["config"]).write_text(
                         _dumps(config, indent=2) + "\n", encoding="utf-8"
+                    )
+                    self._journal(
+                        run_id,
+                        "created",
+                        kind=kind,
+                        label=label,
+                        pid=os.getpid(),
+                        fingerprint=fingerprint,
+                        dataset=dataset,
+                        created_at=now,
+                        job_id=_job_id(),
                     )
             except (sqlite3.IntegrityError, FileExistsError):
                 continue
@@ -415,6 +503,7 @@ class RunStore:
                 " error = NULL WHERE id = ?",
                 (os.getpid(), now, now, run_id),
             )
+        self._journal(run_id, "status", status="running", pid=os.getpid(), job_id=_job_id())
         return self.get_run(run_id)
 
     def heartbeat(self, run_id: str) -> None:
@@ -444,6 +533,7 @@ class RunStore:
             )
             if cur.rowcount == 0:
                 self._require(conn, run_id)
+        self._journal(run_id, "status", status=status, summary=summary, error=error)
 
     def delete_run(self, run_id: str) -> None:
         """Remove a run's rows (epochs and findings cascade) and its folder."""
@@ -473,6 +563,7 @@ class RunStore:
             conn.execute(
                 "UPDATE runs SET heartbeat_at = ?1, updated_at = ?1 WHERE id = ?2", (now, run_id)
             )
+        self._journal(run_id, "epoch", phase=phase, epoch=int(epoch), metrics=metrics)
 
     def epochs(self, run_id: str) -> list[dict[str, Any]]:
         """``{"phase", "epoch", **metrics}`` per epoch; phases by first record, then by epoch."""
@@ -510,6 +601,7 @@ class RunStore:
                     for i, f in enumerate(items, 1)
                 ],
             )
+        self._journal(run_id, "findings", findings=items)
 
     def findings(self, run_id: str) -> list[dict[str, Any]]:
         """The run's findings as stored, in the order they were added."""
@@ -526,9 +618,21 @@ class RunStore:
         """
         line = _dumps({"time": _now(), **event}) + "\n"
         path = self.artifact(run_id, "events")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8") as f:
-            f.write(line)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a", encoding="utf-8") as f:
+                f.write(line)
+        except OSError as error:
+            raise StoreWriteError(
+                f"Could not append to {path} ({error.strerror or error}). Free disk space or fix "
+                "the folder's permissions, then run the same command again."
+            ) from error
+
+    def _journal(self, run_id: str, event: str, **fields: Any) -> None:
+        """Mirror an index write into the run's ``events.jsonl``: the run folder is the record of
+        what ran, and ``runs repair`` rebuilds a lost or damaged index by replaying it."""
+        if not self.replaying:
+            self.append_event(run_id, {"event": event, **fields})
 
     def events(self, run_id: str) -> list[dict[str, Any]]:
         """The run's events, oldest first; a line torn by a crash is skipped, not fatal."""

@@ -60,6 +60,18 @@ def record_trial(
             ),
         )
         conn.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ?", (_now(), run_id))
+    store._journal(
+        run_id,
+        "trial",
+        trial_id=trial_id,
+        stage=stage,
+        status=status,
+        hyperparameters=hyperparameters,
+        score=score,
+        history=history,
+        seconds=seconds,
+        error=error,
+    )
 
 
 def trials(store: RunStore, run_id: str, stage: int | None = None) -> list[dict[str, Any]]:
@@ -93,6 +105,7 @@ def record_stage(store: RunStore, run_id: str, stage: int, space: dict, planned:
             "INSERT OR REPLACE INTO stages (run_id, stage, space_json, trials) VALUES (?, ?, ?, ?)",
             (run_id, stage, _dumps(space), planned),
         )
+    store._journal(run_id, "stage", stage=stage, space=space, trials=planned)
 
 
 def stages(store: RunStore, run_id: str) -> list[dict[str, Any]]:

@@ -1,4 +1,9 @@
-"""A search's arguments: one validated dataclass, saved with the run, compared on ``--resume``."""
+"""A search's arguments: one validated dataclass, saved with the run, compared on ``--resume``.
+
+The app's Launch form builds the same object, so it imports no Keras (the backbone registry is
+plain data until a model is built), and a field out of range raises :class:`FieldError`, which
+the CLI prints as a flag and the form as its own label.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from training.backbones import get_backbone
-from training.config import PRECISIONS, SWITCHES, TrainConfig, normalize_weights
+from training.backbones import BackboneSpec, get_backbone
+from training.config import PRECISIONS, SWITCHES, FieldError, TrainConfig, normalize_weights
 from training.errors import ConfigError
 from tuner.space import parse_overrides
 
@@ -48,20 +53,32 @@ class SearchConfig:
 
     def validate(self) -> None:
         if not self.backbones:
-            raise ConfigError("Expected at least one backbone in --backbone. Received none.")
-        self.backbones = [get_backbone(name).name for name in self.backbones]
+            raise FieldError(
+                "Expected at least one backbone in --backbone. Received none.", "backbones", []
+            )
+        specs = [get_backbone(name) for name in self.backbones]
+        self.backbones = [spec.name for spec in specs]
         if len(set(self.backbones)) != len(self.backbones):
-            raise ConfigError(f"--backbone lists a backbone twice: {self.backbones}.")
+            raise FieldError(
+                f"--backbone lists a backbone twice: {self.backbones}.", "backbones", self.backbones
+            )
         _positive("trials", self.trials, 1, 10_000)
         _positive("stages", self.stages, 1, 20)
         if self.stages > self.trials:
-            raise ConfigError(
+            raise FieldError(
                 f"Expected --stages ({self.stages}) to be at most --trials ({self.trials}): "
-                "every stage needs at least one trial."
+                "every stage needs at least one trial.",
+                "stages",
+                self.stages,
+                high=self.trials,
+                hint="every stage needs at least one trial",
             )
         _positive("epochs_head", self.epochs_head, 1, 100_000)
         _positive("epochs_finetune", self.epochs_finetune, 0, 100_000)
-        _positive("top_k", self.top_k, 0, self.trials)
+        _positive("top_k", self.top_k, 0, self.trials, hint="one fine-tune per trial at most")
+        if self.image_size is not None:
+            for spec in specs:
+                _fits(spec, self.image_size)
         if self.tuner not in TUNERS:
             raise ConfigError(f"Expected --tuner in {TUNERS}. Received: {self.tuner!r}.")
         if self.precision not in PRECISIONS or self.jit not in SWITCHES:
@@ -107,9 +124,29 @@ class SearchConfig:
         ]
 
 
-def _positive(name: str, value: Any, low: int, high: int) -> None:
+def _positive(name: str, value: Any, low: int, high: int, hint: str = "") -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         flag = "--" + name.replace("_", "-")
-        raise ConfigError(
-            f"Expected {flag} to be an integer in [{low}, {high}]. Received: {value!r}."
+        raise FieldError(
+            f"Expected {flag} to be an integer in [{low}, {high}]. Received: {value!r}.",
+            name,
+            value,
+            low,
+            high,
+            hint,
+        )
+
+
+def _fits(spec: BackboneSpec, image_size: Any) -> None:
+    """A size the backbone cannot take is refused here, before any data is read (a size that
+    is no integer at all is the training config's to refuse)."""
+    number = isinstance(image_size, int) and not isinstance(image_size, bool)
+    if number and image_size < spec.min_size:
+        raise FieldError(
+            f"Expected --image-size of at least {spec.min_size} for {spec.name} (its "
+            f"downsampling stages leave nothing smaller to convolve). Received: {image_size}.",
+            "image_size",
+            image_size,
+            spec.min_size,
+            hint=f"the smallest {spec.name} accepts",
         )

@@ -15,8 +15,9 @@ from pathlib import Path
 import keras_tuner as kt
 
 from training.runs import RunStore
-from training.trials import record_trial
+from training.trials import record_trial, trials
 from tuner import hparams_log
+from tuner.resume import save_state
 
 HISTORY_FILE = "babysitter_trial.json"
 OBJECTIVE = kt.Objective("val_accuracy", direction="max")
@@ -35,6 +36,36 @@ class RecordingMixin:
         if self.store is not None and self.run_id is not None:
             self._record(trial)
         return result
+
+    def reload(self):
+        """Resume keeping every trial that ended before a kill and redoing every other one.
+
+        Keras Tuner's files can disagree after a kill: ``end_trial`` writes the trial's file,
+        then ``oracle.json`` with the trial still listed as ongoing (dropped only at the next
+        save), and the store's row comes last. A reload retries the trials listed as ongoing,
+        so a finished one would run again, and one whose file alone says it ended would be
+        neither rerun nor recorded. The trial files decide here: an ended trial is kept (and
+        recorded if the store missed it), any other is retried.
+        """
+        super().reload()
+        ended = [t for t in sorted(self.trials) if self._ended(t)]
+        self.end_order += [t for t in ended if t not in self.end_order]
+        self._retry_queue = [t for t in sorted(self.trials) if t not in ended]
+        if self.store is None or self.run_id is None:
+            return
+        stored = {t["trial_id"] for t in trials(self.store, self.run_id, self.stage)}
+        for trial_id in ended:
+            if f"s{self.stage}-{trial_id}" not in stored:
+                self._record(self.trials[trial_id])
+
+    def _ended(self, trial_id: str) -> bool:
+        return str(self.trials[trial_id].status) in _STATUS
+
+    def save(self):
+        save_state(self.get_state(), self._get_oracle_fname())
+
+    def _save_trial(self, trial):
+        save_state(trial.get_state(), Path(self._get_trial_dir(trial.trial_id)) / "trial.json")
 
     def _record(self, reported) -> None:
         # The oracle's own copy holds the metrics a worker sent over gRPC; the trial a worker

@@ -1,18 +1,30 @@
 """Resuming a killed search from Keras Tuner's files, including a damaged trial file.
 
 Keras Tuner reloads a project from ``oracle.json`` and one ``trial_*/trial.json`` per trial, and
-redoes the trial that was running when the process died. A trial file that no longer parses
-(a disk filled up, a half-copied folder) would stop the reload with a JSON error; here it is
-rewritten as a trial to redo, with the hyperparameters the run store recorded for it, and put
-on the oracle's retry queue, so every other trial is kept.
+redoes the trial that was running when the process died. Keras Tuner rewrites those files in
+place, so a kill in the middle of a write left an empty file; the search saves them with
+:func:`save_state` instead. A trial file that no longer parses (a disk filled up, a half-copied
+folder) would stop the reload with a JSON error; here it is rewritten as a trial to redo, with
+the hyperparameters the run store recorded for it, and put on the oracle's retry queue, so every
+other trial is kept.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import keras_tuner as kt
+
+
+def save_state(state: dict, path: str | Path) -> None:
+    """Write Keras Tuner state as JSON to a temporary sibling and rename it into place: a kill
+    leaves the previous file or the new one, never half of one."""
+    path = Path(path)
+    temp = path.with_name(f".{path.name}.tmp")
+    temp.write_text(json.dumps(state))
+    os.replace(temp, path)
 
 
 def _readable(path: Path) -> bool:
@@ -43,7 +55,7 @@ def repair_trials(
         values = {**hp.values, **recorded.get(trial_id, {})}
         hp.values = {k: v for k, v in values.items() if k in hp.values}
         trial = kt.engine.trial.Trial(hp, trial_id=trial_id, status="RUNNING")
-        trial_file.write_text(json.dumps(trial.get_state()))
+        save_state(trial.get_state(), trial_file)
         repaired.append(trial_id)
     if repaired:
         state = json.loads(oracle_file.read_text())
@@ -52,5 +64,5 @@ def repair_trials(
         state["ongoing_trials"] = {
             tuner: t for tuner, t in state.get("ongoing_trials", {}).items() if t not in repaired
         }
-        oracle_file.write_text(json.dumps(state))
+        save_state(state, oracle_file)
     return repaired

@@ -28,10 +28,11 @@ import keras
 import keras_tuner as kt
 import numpy as np
 
+from training.atomic import atomic_path, write_text
 from training.babysit.findings import Finding, as_dicts
 from training.backbones import get_backbone
 from training.device import use_compilation_cache
-from training.errors import ConfigError, TrainingDiverged
+from training.errors import BabysitterError, ConfigError, TrainingDiverged
 from training.fit import backbone_features, recalibrate, train
 from training.model import build_classifier
 from training.prepare import PreparedData, prepare_data
@@ -40,7 +41,7 @@ from training.trials import record_stage, stages, trials
 from tuner.config import SearchConfig
 from tuner.heads import HeadHyperparameters, HeadTrainer
 from tuner.oracles import HISTORY_FILE, make_oracle
-from tuner.resume import repair_trials
+from tuner.resume import repair_trials, save_state
 from tuner.space import SearchSpace, default_space, parse_overrides
 from tuner.stages import apply_actions, next_stage, plan_stages
 
@@ -85,8 +86,7 @@ class HeadTuner(kt.Tuner):
                 f"(learning rate {e['learning_rate']:.3g})"
             )
         trial_dir = self.details_dir / f"trial_{trial.trial_id}"
-        trial_dir.mkdir(parents=True, exist_ok=True)
-        (trial_dir / HISTORY_FILE).write_text(json.dumps(details))
+        write_text(trial_dir / HISTORY_FILE, json.dumps(details))
         if result.exploded:
             raise kt.errors.FailedTrialError(details["error"])
         last = result.history[-1]
@@ -105,6 +105,18 @@ class HeadTuner(kt.Tuner):
         except kt.errors.FailedTrialError as error:
             trial.status = kt.engine.trial.TrialStatus.FAILED
             trial.message = str(error)
+
+    def on_search_begin(self):
+        """Save the project before its first trial (Keras Tuner does so only for a chief): a
+        stage is reloaded only when its tuner file exists, which Keras Tuner first writes after
+        a trial ended, so a kill just before that write started the stage over."""
+        self.save()
+
+    def save(self):
+        """Keras Tuner's save, with files a kill cannot leave half-written."""
+        if not self._is_worker():
+            self.oracle.save()
+        save_state(self.get_state(), self._get_tuner_fname())
 
     def save_model(self, trial_id, model, step=0):  # heads are retrained by the fine-tune
         pass
@@ -466,22 +478,58 @@ def _head_only_summary(store: RunStore, run_id: str) -> dict:
     }
 
 
+def _linked_result(store: RunStore, events: list[dict], trial: dict) -> dict | None:
+    """The ``finetuned`` event of a fine-tune whose run completed but was never recorded as
+    done (a kill between the two): its run is reused instead of training a second one."""
+    links = [
+        e
+        for e in events
+        if e.get("event") == "finetune_run" and e.get("trial_id") == trial["trial_id"]
+    ]
+    if not links:
+        return None
+    try:
+        child = store.get_run(links[-1]["run"])
+    except BabysitterError:
+        return None
+    if child.status != "completed" or not child.summary:
+        return None
+    return {
+        "event": "finetuned",
+        "trial_id": trial["trial_id"],
+        "run_id": child.id,
+        "val_accuracy": child.summary.get("val", {}).get("accuracy"),
+        "train_accuracy": child.summary.get("train", {}).get("accuracy"),
+    }
+
+
 def _finetune_top(config: SearchConfig, store: RunStore, run_id: str, echo):
     """Fine-tune the top K head configurations in full; the best becomes the search's model."""
     completed = _completed_trials(store, run_id)
     ranked = sorted(completed, key=lambda t: -t["score"])[: config.top_k]
-    done = {e["trial_id"]: e for e in store.events(run_id) if e.get("event") == "finetuned"}
+    events = store.events(run_id)
+    done = {e["trial_id"]: e for e in events if e.get("event") == "finetuned"}
     findings: list[Finding] = []
     for rank, trial in enumerate(ranked, start=1):
+        if trial["trial_id"] not in done and (finished := _linked_result(store, events, trial)):
+            store.append_event(run_id, finished)  # killed after its run ended, before this
+            done[trial["trial_id"]] = finished
         if trial["trial_id"] in done:
             continue
         values = trial["hyperparameters"]
         backbone = values.get("backbone") or config.backbones[0]
         train_config = config.train_config(backbone, **trial_train_overrides(values))
         echo(f"Fine-tuning #{rank} (trial {trial['trial_id']}, head val {trial['score']:.1%})…")
+        # Monitor follows the fine-tune through these: started, then the run it trains in.
+        started = {"event": "finetuning", "trial_id": trial["trial_id"], "rank": rank}
+        store.append_event(run_id, {**started, "of": len(ranked)})
+
+        def link(train_run_id: str, started=started) -> None:
+            store.append_event(run_id, {**started, "event": "finetune_run", "run": train_run_id})
+
         event = {"event": "finetuned", "trial_id": trial["trial_id"]}
         try:
-            result = train(train_config, store, verbose=0, echo=echo)
+            result = train(train_config, store, verbose=0, echo=echo, on_run=link)
             event.update(
                 run_id=result.run_id,
                 val_accuracy=result.summary.get("val", {}).get("accuracy"),
@@ -499,7 +547,8 @@ def _finetune_top(config: SearchConfig, store: RunStore, run_id: str, echo):
     for name in ("model", "predictions", "history"):
         source = store.artifact(child.id, name)
         if source.exists():
-            shutil.copy(source, store.artifact(run_id, name))
+            with atomic_path(store.artifact(run_id, name)) as temp:
+                shutil.copy(source, temp)
     best_trial = next(t for t in completed if t["trial_id"] == best["trial_id"])
     store.add_findings(run_id, store.findings(child.id))
     all_trials = trials(store, run_id)

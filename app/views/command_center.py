@@ -5,9 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app.analysis import search_progress, trial_rows
+from app.analysis import PERCENT_FORMAT, finding_settings, percent, search_progress, trial_rows
 from app.charts import hyperparameter_chart
 from app.common import pick_run, store
+from training.babysit.advice import in_app_words
 from training.trials import stages, trials
 from tuner.space import spec
 
@@ -26,12 +27,13 @@ c1.metric("Trials", f"{p['done']} / {p['planned']}")
 c2.metric("Stage", f"{p['stage']} / {p['stages']}")
 c3.metric("Failed", p["failed"])
 scores = [t["score"] for t in found if t["score"] is not None]
-c4.metric("Best val accuracy", f"{max(scores):.1%}" if scores else "–")
+c4.metric("Best val accuracy", percent(max(scores)) if scores else "–")
 if not found:
     st.info("No trials finished yet.")
     st.stop()
 
 edges = [f for f in s.findings(run.id) if f.get("check") == "edge_of_range"]
+settings = finding_settings(s, run)
 names: list[str] = []
 for stage in planned:
     names += [n for n in stage["space"] if n not in names]
@@ -91,12 +93,13 @@ for name in names:
                 st.caption(f"stage {stage['stage']}: {shown}")
         for f in edges:
             if (f.get("evidence") or {}).get("hyperparameter") == name:
-                st.warning(f.get("advice") or f.get("measured"), icon=":material/warning:")
+                advice = in_app_words(f.get("advice") or str(f.get("measured")), settings)
+                st.warning(advice, icon=":material/warning:")
 
 st.subheader("Trials")
 st.caption("Click a column header to sort.")
 st.dataframe(
     trial_rows(found),
     hide_index=True,
-    column_config={"val_accuracy": st.column_config.NumberColumn(format="%.3f")},
+    column_config={"val_accuracy": st.column_config.NumberColumn(format=PERCENT_FORMAT)},
 )

@@ -17,6 +17,7 @@ from app.common import (
     show_label_suspects,
     store,
 )
+from app.roots import data_roots, refusal, within_roots
 from training.data.audit import Leak
 from training.errors import BabysitterError
 from training.prepare import audit_path
@@ -79,13 +80,17 @@ with st.expander("Add a dataset", expanded=not known_datasets(s)):
             st.session_state["dataset"] = st.session_state["dataset_pick"] = root
             st.success(f"Unpacked to `{root}`.")
     folder = st.text_input("…or a folder on the server", key="folder", placeholder="/data/pets")
-    if st.button("Add folder", key="add_folder") and folder.strip():
-        path = Path(folder.strip()).expanduser()
-        if not path.is_dir():
-            st.error(f"Not a folder on the server: `{path}`.")
+    roots = data_roots(s.home)
+    st.caption("Allowed folders: " + ", ".join(f"`{r}`" for r in roots))
+    if st.button("Add folder", key="add_folder", disabled=not folder.strip()):
+        path = within_roots(folder.strip(), roots)
+        if path is None:
+            st.error(refusal(roots))
+        elif not path.is_dir():
+            st.error(f"Not a folder: `{path}`.")
         else:
-            remember_folder(s, path.resolve())
-            st.session_state["dataset"] = st.session_state["dataset_pick"] = str(path.resolve())
+            remember_folder(s, path)
+            st.session_state["dataset"] = st.session_state["dataset_pick"] = str(path)
 
 choice = dataset_picker(s, "dataset_pick", "No datasets yet: upload a .zip or name a folder above.")
 

@@ -1,29 +1,36 @@
-"""Launch: a search (or the sanity gate first) on a dataset, as a detached CLI job."""
+"""Launch: a search (or the sanity gate first) on a dataset, as a detached CLI job.
+
+The form is the CLI's ``SearchConfig`` (``app.launch``): what it shows is what the job runs, an
+invalid field disables Launch and says which, and a submission starts one job however often it
+is clicked. Its values stay for the session (every page) and the last launched ones are the next
+session's defaults.
+"""
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import streamlit as st
 
-from app.common import dataset_picker, store
-from app.launch import (
-    SearchForm,
-    check_args,
-    command_line,
-    estimate_seconds,
-    human_seconds,
-    search_args,
-)
+from app import estimate, launch, weights
+from app.common import dataset_picker, show_findings, store
 from training import jobs
-from training.errors import BabysitterError
+from training.backbones import get_backbone, list_backbones
+from training.errors import BabysitterError, ConfigError
+from training.runs import Run, RunStore
+from tuner.config import SearchConfig
+
+WEIGHT_CHOICES = {
+    "imagenet": "ImageNet (pretrained)",
+    "none": "None (random initial weights)",
+    "file": "A weights file",
+}
+KEEP = {"persist_state": "session"}  # the value stays when the user visits another page
 
 
-@st.cache_resource(show_spinner="Reading the backbone registry…")
+@st.cache_data(show_spinner=False)
 def backbone_table() -> list[dict]:
-    """The registry as plain rows (imports Keras once, lazily, on this page only)."""
-    from training.backbones import list_backbones
-
     return [
         {
             "name": spec.name,
@@ -42,96 +49,248 @@ def count_images(folder: str) -> int:
     return sum(1 for p in Path(folder).rglob("*") if p.suffix.lower() in suffixes)
 
 
+@st.cache_data(ttl=15, show_spinner=False)
+def measured(home: str, names: tuple[str, ...], image_size: int | None) -> tuple:
+    """Per-backbone rates, start-up and head-trial seconds from this store (see app.estimate)."""
+    s = RunStore(home)
+    rates = {name: estimate.rates_for(s, name, image_size) for name in names}
+    return rates, estimate.startup_seconds(s), estimate.trial_epoch_seconds(s)
+
+
+def seed_form(s: RunStore, why_not_imagenet: bool) -> None:
+    """First visit of the session: the last launched settings, else the CLI's defaults (random
+    weights when ImageNet's cannot be had)."""
+    last = launch.load_last(s.home)
+    values = {**launch.defaults(), **last}
+    if "weights" not in last and why_not_imagenet:
+        values["weights"] = "none"
+    if values["weights"] not in WEIGHT_CHOICES:
+        values["weights_file"], values["weights"] = values["weights"], "file"
+    values["image_size"] = values["image_size"] or launch.defaults()["image_size"]
+    if data := values.pop("data", None):
+        values["dataset"] = data  # the dataset picker's shared choice
+    for key, value in values.items():
+        st.session_state.setdefault(key, value)
+
+
+def renew_token() -> None:
+    st.session_state["launch_token"] = secrets.token_hex(8)
+
+
+def submit(s: RunStore, args: list[str], once: bool = True) -> jobs.Job | None:
+    """Start ``args`` once per form: a second click, or a rerun, finds the first job. With
+    ``once=False`` (the gate) the same command may start again after its job ended."""
+    key = launch.submission_key(args, st.session_state["launch_token"])
+    launched = st.session_state.setdefault("launched", {})
+    if key in launched:
+        earlier = launched[key]
+        if once or earlier is None or jobs.get_job(s, earlier).status == "running":
+            return None
+    launched[key] = None  # before starting: a click arriving meanwhile sees it taken
+    try:
+        job = jobs.start_job(s, args)
+    except BabysitterError as error:
+        del launched[key]
+        st.error(str(error))
+        return None
+    launched[key] = job.id
+    st.session_state["job_id"] = st.session_state["follow_job"] = job.id
+    return job
+
+
+def started(args: list[str]) -> int | None:
+    key = launch.submission_key(args, st.session_state["launch_token"])
+    return st.session_state.get("launched", {}).get(key)
+
+
+def weights_choice(s: RunStore, why_not: str | None) -> str | None:
+    """The ``--weights`` value the form gives, or None while it names no usable file."""
+    choice = st.session_state["weights"]
+    if choice == "imagenet" and why_not:
+        st.warning(f"{why_not} Choose **None** or **A weights file** under Weights.")
+    if choice == "none" and why_not:
+        st.info(
+            f"Weights: **None**, random initial weights. {why_not} To start pretrained, "
+            "choose **A weights file** under Weights.",
+            icon=":material/info:",
+        )
+    if choice != "file":
+        return choice
+    upload = st.file_uploader(
+        "Upload a weights file (.h5 or .weights.h5)", type=["h5"], key="weights_upload"
+    )
+    if upload is not None and st.session_state.get("weights_uploaded") != upload.file_id:
+        try:
+            saved = weights.save_upload(s.home, upload.name, upload.getvalue())
+        except BabysitterError as error:
+            st.error(str(error))
+        else:
+            st.session_state["weights_file"] = str(saved)
+            st.session_state["weights_uploaded"] = upload.file_id
+    path = st.text_input(
+        "Weights file",
+        key="weights_file",
+        placeholder="an uploaded file, or a .h5 file under the data folders",
+        **KEEP,
+    )
+    found, why = weights.weights_file(path, s.home)
+    if found is None:
+        st.warning(why)
+        return None
+    return str(found)
+
+
+def latest_check(s: RunStore, config: SearchConfig) -> Run | None:
+    """The newest gate run on this dataset with the first backbone."""
+    for run in s.list_runs(kind="check"):
+        same_data = config.data in (run.config.get("data"), run.dataset)
+        if same_data and run.config.get("backbone") == config.backbones[0]:
+            return run
+    return None
+
+
+def gate_section(s: RunStore, config: SearchConfig) -> bool:
+    """The sanity gate's verdict for these settings; False while Launch must wait for the user
+    to confirm past failed checks."""
+    job_id = st.session_state.get("check_job")
+    job = next((j for j in jobs.list_jobs(s) if j.id == job_id), None)
+    if job is not None and job.status == "running":
+        st.info(f"The sanity gate is running (job {job.id})…", icon=":material/fact_check:")
+        follow_check(job.id)
+        return True
+    run = latest_check(s, config)
+    if run is None:
+        if job is not None and job.status == "failed":
+            lines = jobs.log_tail(job).splitlines()
+            why = next((x for x in reversed(lines) if x.startswith("error:")), "see its log")
+            st.error(f"The sanity gate (job {job.id}) failed before checking: {why}")
+        return True
+    gate = (run.summary or {}).get("gate")
+    if run.status == "completed" and gate in ("ok", "warn"):
+        words = "passed" if gate == "ok" else "passed with warnings"
+        st.success(f"The sanity gate {words} (run {run.id}).", icon=":material/fact_check:")
+        return True
+    if run.status == "running":
+        return True
+    failed = [f for f in s.findings(run.id) if f.get("status") == "fail"]
+    reason = f"{len(failed)} failed check(s)" if failed else run.error or "it did not finish"
+    st.error(
+        f"The sanity gate failed on this dataset with {config.backbones[0]} (run {run.id}): "
+        f"{reason}.",
+        icon=":material/report:",
+    )
+    show_findings(failed)
+    return st.checkbox("Launch anyway, despite the failed checks", key=f"confirm-{run.id}")
+
+
+def launch_button(where, disabled: bool) -> bool:
+    return where.button(
+        "Launch", key="launch", type="primary", icon=":material/rocket_launch:", disabled=disabled
+    )
+
+
+@st.fragment(run_every=2)
+def follow_check(job_id: int) -> None:
+    """Reruns the page once the gate's job ends, so its verdict shows without a click."""
+    if jobs.get_job(store(), job_id).status != "running":
+        st.rerun()
+
+
 st.title("Launch a search")
 s = store()
-data = dataset_picker(s, "launch_dataset", "No datasets yet: add one on the Datasets page.")
-
 table = backbone_table()
 by_name = {row["name"]: row for row in table}
+st.session_state.setdefault("launch_token", secrets.token_hex(8))
+if "trials" not in st.session_state:  # a new session: nothing typed yet
+    first = [get_backbone(n) for n in launch.defaults()["backbones"]]
+    seed_form(s, weights.imagenet_problem(first, 224, {}) is not None)
+data = dataset_picker(s, "launch_dataset", "No datasets yet: add one on the Datasets page.")
+
 with st.expander("Backbones in the registry"):
     st.dataframe(table, hide_index=True)
-names = st.multiselect(
-    "Backbones",
-    list(by_name),
-    default=["MobileNetV2"] if "MobileNetV2" in by_name else [],
-    key="backbones",
-)
-smallest = max((by_name[n]["min size"] for n in names), default=32)
-default = min((by_name[n]["default size"] for n in names), default=224)
-
+names = st.multiselect("Backbones", list(by_name), key="backbones", **KEEP)
 c1, c2, c3 = st.columns(3)
-image_size = c1.number_input(
-    "Image size",
-    min_value=smallest,
-    max_value=1024,
-    value=max(default, smallest),
-    step=8,
-    key="image_size",
+image_size = c1.number_input("Image size", step=8, key="image_size", **KEEP)
+c2.selectbox(
+    "Weights",
+    list(WEIGHT_CHOICES),
+    format_func=WEIGHT_CHOICES.get,
+    key="weights",
+    **KEEP,
 )
-weights = c2.selectbox("Weights", ["imagenet", "none"], key="weights")
-batch_size = c3.number_input("Batch size", 1, 1024, 32, key="batch_size")
+batch_size = c3.number_input("Batch size", step=1, key="batch_size", **KEEP)
+reachable = st.session_state.setdefault("weights_reachable", {})
+specs = [get_backbone(n) for n in names]
+why_not = weights.imagenet_problem(specs, int(image_size or 0), reachable) if specs else None
+weights_value = weights_choice(s, why_not)
 c1, c2, c3, c4, c5 = st.columns(5)
-trials = c1.number_input("Trials", 1, 1000, 20, key="trials")
-stages = c2.number_input("Stages", 1, 10, 2, key="stages")
-epochs_head = c3.number_input("Head epochs", 0, 500, 10, key="epochs_head")
-epochs_finetune = c4.number_input("Fine-tune epochs", 0, 500, 3, key="epochs_finetune")
+trials = c1.number_input("Trials", step=1, key="trials", **KEEP)
+stages = c2.number_input("Stages", step=1, key="stages", **KEEP)
+epochs_head = c3.number_input("Head epochs", step=1, key="epochs_head", **KEEP)
+epochs_finetune = c4.number_input("Fine-tune epochs", step=1, key="epochs_finetune", **KEEP)
 top_k = c5.number_input(
     "Top K fine-tuned",
-    0,
-    20,
-    2,
+    step=1,
     key="top_k",
     help="0: search heads only and train no model (the result is the best configuration)",
+    **KEEP,
 )
 
-form = SearchForm(
-    data=data,
-    backbones=names,
-    image_size=int(image_size),
-    weights=weights,
-    trials=int(trials),
-    stages=int(stages),
-    epochs_head=int(epochs_head),
-    epochs_finetune=int(epochs_finetune),
-    top_k=int(top_k),
-    batch_size=int(batch_size),
-)
 try:
-    search, check = search_args(form), check_args(form)
-except ValueError as error:
-    st.warning(str(error))
+    config = SearchConfig(
+        data=data,
+        backbones=names,
+        weights=weights_value or "none",
+        image_size=image_size,
+        batch_size=batch_size,
+        trials=trials,
+        stages=stages,
+        epochs_head=epochs_head,
+        epochs_finetune=epochs_finetune,
+        top_k=top_k,
+    )
+except ConfigError as error:
+    st.error(launch.problem(error), icon=":material/block:")
+    launch_button(st, disabled=True)
+    st.stop()
+if weights_value is None:  # the weights file named above is not usable yet
+    launch_button(st, disabled=True)
     st.stop()
 
+search, check = launch.search_args(config), launch.check_args(config)
 images = count_images(data)
-estimate = estimate_seconds(
-    images,
-    [by_name[n]["params"] for n in names],
-    int(image_size),
-    int(trials),
-    int(epochs_head),
-    int(epochs_finetune),
-    int(top_k),
-)
+rates, startup, trial_epoch = measured(str(s.home), tuple(config.backbones), config.image_size)
+guess = estimate.estimate(config, images, rates, startup, trial_epoch)
 st.metric(
-    "Rough time on a CPU", human_seconds(estimate), help=f"{images} images; a GPU is much faster."
+    "Estimated time" if guess.measured else "Estimated time (a first guess)",
+    estimate.human_range(guess.low, guess.high),
+    help=guess.basis,
 )
 st.markdown("**Search command**")
-st.code(command_line(search), language="bash")
+st.code(launch.command_line(search), language="bash", wrap_lines=True)
 st.markdown("**Sanity gate command**")
-st.code(command_line(check), language="bash")
+st.code(launch.command_line(check), language="bash", wrap_lines=True)
 
+confirmed = gate_section(s, config)
 left, right = st.columns(2)
-started = None
-try:
-    if left.button("Check first", key="check", icon=":material/fact_check:"):
-        started = jobs.start_job(s, check)
-    if right.button("Launch", key="launch", type="primary", icon=":material/rocket_launch:"):
-        started = jobs.start_job(s, search)
-except BabysitterError as error:
-    st.error(str(error))
-if started is not None:
-    st.session_state["job_id"] = st.session_state["follow_job"] = started.id
-    st.success(f"Started job {started.id} ({started.kind}), process {started.pid}.")
+checking = left.button("Check first", key="check", icon=":material/fact_check:")
+if checking and (job := submit(s, check, once=False)) is not None:
+    st.session_state["check_job"] = job.id
+    st.rerun()
+done = started(search)
+clicked = launch_button(right, disabled=done is not None or not confirmed)
+if clicked and done is None and confirmed and submit(s, search) is not None:
+    launch.save_last(s.home, config)
+    st.rerun()  # drawn again with Launch disabled: these settings are started
+if done is not None:
+    job = jobs.get_job(s, done)
+    st.success(f"Started job {job.id} ({job.kind}), process {job.pid}.")
     st.page_link(
         "views/monitor.py", label="Follow it on the Monitor page", icon=":material/monitoring:"
+    )
+    st.button(
+        "Launch again",
+        key="relaunch",
+        on_click=renew_token,
+        help="These settings were launched: start another job with them",
     )

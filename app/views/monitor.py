@@ -1,26 +1,69 @@
-"""Monitor: a live view of one job and its run (progress, curves, gap, findings, trials)."""
+"""Monitor: a live view of one job and its run (progress, curves, gap, findings, trials).
+
+A failure comes first (the job's error line, or its run's error), then the job and its run; a
+search is followed through its head trials and then each top-K fine-tune.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import streamlit as st
 
-from app.analysis import search_progress, train_progress, trial_rows
+from app.analysis import (
+    PERCENT_FORMAT,
+    command_settings,
+    finding_settings,
+    finetune_progress,
+    finished_gate,
+    gate_status,
+    job_error,
+    percent,
+    percent_points,
+    search_progress,
+    shown_job_status,
+    shown_run_status,
+    train_progress,
+    trial_rows,
+)
 from app.charts import curves_chart, gap_chart
-from app.common import pick_run, run_label, show_findings, store
+from app.common import pick_run, show_findings, store
 from training import jobs
+from training.babysit.advice import in_app_words
 from training.errors import BabysitterError
-from training.runs import RunStore
+from training.runs import Run, RunStore, shown_status
 from training.trials import trials
 
 REFRESH_S = 2.0
+PHASES = {"head": "head", "finetune": "fine-tune"}
+PERCENTS = {
+    name: st.column_config.NumberColumn(format=PERCENT_FORMAT)
+    for name in ("train accuracy", "val accuracy", "val_accuracy")
+}
 
 
-def job_controls(s: RunStore, job: jobs.Job) -> None:
-    st.markdown(
-        f"**Job {job.id}** · {job.kind} · `{job.status}`"
-        + (f" · exit code {job.exit_code}" if job.exit_code is not None else "")
-    )
-    st.code(job.command_line, language="bash")
+def linked_run(s: RunStore, job: jobs.Job) -> Run | None:
+    if job.run_id is None:
+        return None
+    try:
+        return s.get_run(job.run_id)
+    except BabysitterError:
+        return None
+
+
+def job_controls(s: RunStore, job: jobs.Job, run: Run | None) -> bool:
+    """The job's error first when it failed, then its line, command, Cancel/Resume and log.
+    Returns whether an error was shown (the run's own is then not repeated)."""
+    log = jobs.log_tail(job)
+    error = job_error(job, run, log)
+    if error:
+        settings = finding_settings(s, run) if run is not None else command_settings(job.command)
+        text = in_app_words(error, settings)
+        st.error(f"**Job {job.id} failed:** {text}", icon=":material/error:")
+    status = shown_job_status(job, run, s.findings(run.id) if finished_gate(run) else ())
+    code = f" · exit code {job.exit_code}" if error and job.exit_code is not None else ""
+    st.markdown(f"**Job {job.id}** · {job.kind} · `{status}`{code}")
+    st.code(job.command_line, language="bash", wrap_lines=True)
     left, right = st.columns(2)
     if job.status == "running" and left.button(
         "Cancel", key=f"cancel-{job.id}", icon=":material/stop:"
@@ -28,7 +71,7 @@ def job_controls(s: RunStore, job: jobs.Job) -> None:
         with st.spinner("Stopping…"):
             jobs.cancel(s, job.id)
         st.rerun()
-    if job.resumable and right.button(
+    if jobs.can_resume(job, run) and right.button(
         "Resume", key=f"resume-{job.id}", icon=":material/play_arrow:"
     ):
         try:
@@ -38,64 +81,137 @@ def job_controls(s: RunStore, job: jobs.Job) -> None:
         else:
             st.session_state["job_id"] = st.session_state["follow_job"] = new.id
             st.rerun()
-    with st.expander("Log"):
-        st.code(jobs.log_tail(job)[-6000:] or "(empty)", language=None)
+    with st.expander("Log", expanded=bool(error) and run is None):
+        st.code(log[-6000:] or "(empty)", language=None, wrap_lines=True)
+    return error is not None
 
 
-def run_view(s: RunStore, run_id: str) -> None:
+def progress_bar(done: float, planned: float, text: str) -> None:
+    st.progress(min(done / planned, 1.0) if planned else 0.0, text=text)
+
+
+def search_view(s: RunStore, run: Run) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Both parts of a search's progress (head trials, then the top-K fine-tunes); the curves of
+    what runs now: the fine-tune in progress, else the best fine-tune once done, else the latest
+    head trial. Returns those epochs and the trials."""
+    p = search_progress(s, run.id)
+    progress_bar(
+        p["done"],
+        p["planned"],
+        f"Head search: trials {p['done']} / {p['planned']} · stage {p['stage']} of {p['stages']}"
+        + (f" · {p['failed']} failed" if p["failed"] else ""),
+    )
+    tunes = finetune_progress(s, run)
+    epochs = finetune_view(s, run, tunes)
+    found = trials(s, run.id)
+    if epochs is None and found:
+        st.caption("Curves of the latest head trial: " + found[-1]["trial_id"])
+        epochs = [{**e, "phase": "head"} for e in found[-1]["history"]]
+    return epochs or [], found
+
+
+def finetune_view(s: RunStore, run: Run, tunes: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The fine-tune bar and table; the epochs to draw, or None while no fine-tune has any."""
+    if not tunes["planned"]:
+        return None
+    done, current, child = len(tunes["done"]), tunes["current"], tunes["run"]
+    epochs = s.epochs(child.id) if child is not None else []
+    part = train_progress(child, epochs) if child is not None else None
+    text = f"Fine-tunes {done} / {tunes['planned']} done"
+    if current is not None:
+        text += f" · #{current.get('rank', done + 1)} (trial {current.get('trial_id')}): "
+        text += (
+            f"epoch {part['done']} / {part['planned']}, {PHASES.get(part['phase'], part['phase'])}"
+            if part
+            else "preparing the data"
+        )
+    elif done == 0:
+        text += " · they start after the head search"
+    fraction = part["done"] / part["planned"] if part and part["planned"] else 0.0
+    progress_bar(done + fraction, tunes["planned"], text)
+    if tunes["done"]:
+        st.dataframe(finetune_rows(tunes["done"]), hide_index=True, column_config=PERCENTS)
+    if child is not None and epochs:
+        st.caption(f"Curves of the fine-tune in progress: run {child.id}")
+        return epochs
+    best = (run.summary or {}).get("best_run")
+    if current is None and best:
+        st.caption(f"Curves of the best fine-tune: run {best}")
+        return s.epochs(best)
+    return None
+
+
+def finetune_rows(done: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "trial": e.get("trial_id"),
+            "train accuracy": percent_points(e.get("train_accuracy")),
+            "val accuracy": percent_points(e.get("val_accuracy")),
+            "run": e.get("run_id"),
+            "error": e.get("error") or "",
+        }
+        for e in done
+    ]
+
+
+def run_view(s: RunStore, run_id: str, error_shown: bool = False) -> None:
     try:
         run = s.get_run(run_id)
     except BabysitterError as error:
         st.error(str(error))
         return
-    st.markdown(f"**{run_label(run)}**")
-    if run.error:
-        st.error(run.error)
+    findings = s.findings(run.id)
+    settings = finding_settings(s, run)
+    if run.error and not error_shown:
+        box = st.error if shown_status(run) == "failed" else st.warning
+        box(in_app_words(run.error, settings))
+    st.markdown(f"**{run.id} · {run.kind} · {shown_run_status(run, findings)}**")
+    found: list[dict[str, Any]] = []
     if run.kind == "search":
-        p = search_progress(s, run.id)
-        st.progress(
-            min(p["done"] / p["planned"], 1.0) if p["planned"] else 0.0,
-            text=f"Trials {p['done']} / {p['planned']} · stage {p['stage']} of {p['stages']}"
-            + (f" · {p['failed']} failed" if p["failed"] else ""),
-        )
-        found = trials(s, run.id)
-        if found:
-            last = found[-1]
-            st.caption("Curves of the latest trial: " + last["trial_id"])
-            epochs = [{**e, "phase": "head"} for e in last["history"]]
-        else:
-            epochs = []
-        finetunes = (run.summary or {}).get("finetuned") or []
-        if finetunes:
-            st.caption(f"{len(finetunes)} configuration(s) fine-tuned in full.")
+        epochs, found = search_view(s, run)
     elif run.kind == "check":
-        st.caption("Sanity gate: initial loss, regularization, overfitting 20 images, LR range.")
-        epochs, found = [], []
+        gate_view(run, findings)
+        epochs = []
     else:
         epochs = s.epochs(run.id)
         p = train_progress(run, epochs)
-        st.progress(
-            min(p["done"] / p["planned"], 1.0) if p["planned"] else 0.0,
-            text=f"Epochs {p['done']} / {p['planned']} · phase {p['phase']}",
+        progress_bar(
+            p["done"],
+            p["planned"],
+            f"Epochs {p['done']} / {p['planned']} · phase {PHASES.get(p['phase'], p['phase'])}",
         )
-        found = []
     if epochs:
         a, b = st.columns(2)
         a.altair_chart(curves_chart(epochs, "loss"), width="stretch")
         b.altair_chart(curves_chart(epochs, "accuracy"), width="stretch")
-        st.markdown("**Accuracy gap (train − val) over epochs**")
+        st.markdown(f"**Accuracy gap (train − val) over epochs** · latest {latest_gap(epochs)}")
         st.altair_chart(gap_chart(epochs), width="stretch")
     else:
         st.caption("No epochs recorded yet.")
     if found:
-        st.markdown("**Trials** (failed and exploded trials in red)")
-        rows = trial_rows(found)
-        st.dataframe(
-            [{**r, "failed": "💥" if r["status"] != "completed" else ""} for r in rows],
-            hide_index=True,
-        )
+        st.markdown("**Trials** (failed and exploded trials say so in status)")
+        st.dataframe(trial_rows(found), hide_index=True, column_config=PERCENTS)
     st.markdown("**Findings**")
-    show_findings(s.findings(run.id))
+    show_findings(findings, settings=settings)
+
+
+def latest_gap(epochs: list[dict[str, Any]]) -> str:
+    last = epochs[-1]
+    if last.get("accuracy") is None or last.get("val_accuracy") is None:
+        return "–"
+    return percent(last["accuracy"] - last["val_accuracy"], signed=True)
+
+
+def gate_view(run: Run, findings: list[dict[str, Any]]) -> None:
+    """A gate's verdict and its failed checks, named, above the findings."""
+    st.caption("Sanity gate: initial loss, regularization, overfitting 20 images, LR range.")
+    if not finished_gate(run):
+        return
+    failed = [f.get("check") for f in findings if f.get("status") == "fail"]
+    if failed:
+        st.error(f"{gate_status(run, findings)} ({', '.join(failed)})", icon=":material/error:")
+    else:
+        st.success(gate_status(run, findings), icon=":material/check_circle:")
 
 
 st.title("Monitor")
@@ -141,12 +257,17 @@ def live(job_id: int | None, run_id: str | None) -> None:
     if job_id is not None:
         jobs.refresh(s)
         job = jobs.get_job(s, job_id)
-        job_controls(s, job)
-        run_id = job.run_id
-        if run_id is None:
-            st.caption("The job has not created a run yet.")
+        run = linked_run(s, job)
+        error_shown = job_controls(s, job, run)
+        if run is None:
+            if job.status == "running":
+                st.caption("The job has not created a run yet.")
+            elif not error_shown:
+                st.caption(f"The job ended ({job.status}) before creating a run.")
             return
-        st.session_state["run_id"] = run_id  # Results and Command center open the job's run
+        st.session_state["run_id"] = run.id  # Results and Command center open the job's run
+        run_view(s, run.id, error_shown)
+        return
     run_view(s, run_id)
 
 

@@ -9,7 +9,18 @@ from pathlib import Path
 
 import streamlit as st
 
-from app.analysis import confusion, load_predictions, per_class, safe_image, worst_mistakes
+from app.analysis import (
+    PERCENT_FORMAT,
+    confusion,
+    finding_settings,
+    load_predictions,
+    per_class,
+    percent,
+    percent_points,
+    safe_image,
+    sig3,
+    worst_mistakes,
+)
 from app.charts import confusion_chart, curves_chart, gap_chart
 from app.common import pick_run, show_findings, show_label_suspects, store
 
@@ -61,22 +72,25 @@ if run.kind == "search":
         head = summary.get("head_val_accuracy")
         st.caption(
             "A head search only (top K 0): no model was trained"
-            + (f"; the best head reached {head:.1%} validation accuracy." if head else ".")
+            + (f"; the best head reached {percent(head)} validation accuracy." if head else ".")
             + " Train this configuration from the Launch page to get a model."
         )
     if summary.get("hyperparameters"):
         st.dataframe(
-            [{"hyperparameter": k, "value": str(v)} for k, v in summary["hyperparameters"].items()],
+            [
+                {"hyperparameter": k, "value": str(sig3(v))}
+                for k, v in summary["hyperparameters"].items()
+            ],
             hide_index=True,
         )
 
 train_acc = (summary.get("train") or {}).get("accuracy")
 val_acc = (summary.get("val") or {}).get("accuracy")
 c1, c2, c3 = st.columns(3)
-c1.metric("Train accuracy", f"{train_acc:.1%}" if train_acc is not None else "–")
-c2.metric("Val accuracy", f"{val_acc:.1%}" if val_acc is not None else "–")
+c1.metric("Train accuracy", percent(train_acc))
+c2.metric("Val accuracy", percent(val_acc))
 gap = summary.get("gap")
-c3.metric("Gap (train − val)", f"{gap:+.1%}" if gap is not None else "–")
+c3.metric("Gap (train − val)", percent(gap, signed=True))
 
 epochs_run = summary.get("best_run") if run.kind == "search" else run.id
 epochs = s.epochs(epochs_run) if epochs_run else []
@@ -86,10 +100,13 @@ if epochs:
     b.altair_chart(gap_chart(epochs), width="stretch")
 
 st.subheader("Diagnosis and advice")
+settings = finding_settings(s, run)
 findings = [f for f in s.findings(run.id) if f.get("check") not in AUDIT_CHECKS]
-show_findings(findings)
+show_findings(findings, settings=settings)
 with st.expander("Data checks"):
-    show_findings([f for f in s.findings(run.id) if f.get("check") in AUDIT_CHECKS])
+    show_findings(
+        [f for f in s.findings(run.id) if f.get("check") in AUDIT_CHECKS], settings=settings
+    )
 show_label_suspects(
     next((f for f in findings if f.get("check") == "label_noise"), None), run.dataset
 )
@@ -105,11 +122,18 @@ else:
     left, right = st.columns(2)
     left.altair_chart(confusion_chart(matrix, names), width="stretch")
     right.dataframe(
-        per_class(matrix, names),
+        [
+            {
+                **row,
+                "precision": percent_points(row["precision"]),
+                "recall": percent_points(row["recall"]),
+            }
+            for row in per_class(matrix, names)
+        ],
         hide_index=True,
         column_config={
-            "precision": st.column_config.NumberColumn(format="percent"),
-            "recall": st.column_config.NumberColumn(format="percent"),
+            "precision": st.column_config.NumberColumn(format=PERCENT_FORMAT),
+            "recall": st.column_config.NumberColumn(format=PERCENT_FORMAT),
         },
     )
     st.subheader("Worst mistakes")
@@ -125,7 +149,7 @@ else:
                 st.image(str(image), width=128)
             st.caption(
                 f"{m['rel']}: true **{m['true']}**, predicted **{m['predicted']}** "
-                f"({m['confidence']:.0%})"
+                f"({percent(m['confidence'])})"
             )
 
 

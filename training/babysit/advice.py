@@ -4,12 +4,14 @@ A finding's ``action`` names one setting and the move: ``{"op": "raise" | "lower
 field, "from": the run's value, "to": the proposal}``. It never proposes the value in use, nor
 one outside ``SEARCH_LIMITS`` (where the search itself stops); when no such value exists there is
 no action, and the advice says what else to try. The CLI renders an action as the flag to pass
-(``--head-units 512``), the app as the form's field (``Head units: 256 → 512``).
+(``--head-units 512``), the app as the form's field (``Head units: 256 → 512``); advice prose,
+written with flags, reads in the app's words through :func:`in_app_words`.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,10 +35,25 @@ _NAMES = {
     "head_units": "Head units",
     "label_smoothing": "Label smoothing",
     "unfreeze": "Unfreeze blocks",
-    "epochs_head": "Epochs (phase 1)",
-    "epochs_finetune": "Epochs (phase 2)",
+    "epochs_head": "Head epochs",
+    "epochs_finetune": "Fine-tune epochs",
     "batch_size": "Batch size",
+    "weights": "Weights",
+    "image_size": "Image size",
+    "class_weights": "Class weights",
+    "val_split": "Validation split",
+    "top_k": "Top K fine-tuned",
+    "backbone": "Backbones",
+    "space": "search ranges",
 }
+"""The app's name for each setting (the Launch form's labels where it has the field)."""
+_WORDS = {"PATH": "a local weights file"}
+_FLAG = re.compile(
+    r"(?P<no>no )?(?<![\w-])--(?P<flag>[a-z][a-z0-9-]*)"
+    r"(?: (?P<value>-?\d+(?:\.\d+)?(?:e[+-]?\d+)?(?!\w|\.\d)|none|imagenet|balanced|all|PATH"
+    r"|[a-z_]+=[^\s,;)]*[^\s,;).]))?"
+)
+_REDUNDANT = re.compile(r" ?\(no --no-augment\)")
 
 
 def current_value(settings: Mapping[str, Any] | None, param: str) -> Any:
@@ -91,19 +108,84 @@ def _value(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def shown(value: Any) -> str:
+    """A value as the app shows it: floats to 3 significant digits (a flag keeps them all)."""
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def field_name(param: str) -> str:
+    """The app's name of a setting; an unknown one spelled out from its flag."""
+    return _NAMES.get(param) or param.replace("_", " ").capitalize()
+
+
 def render(action: Mapping[str, Any] | None, style: str = "cli") -> str:
     """``--head-units 512`` (cli) or ``Head units: 256 → 512`` (app); "" without a change."""
     if not action or "param" not in action or "to" not in action:
         return ""
     param, to = action["param"], action["to"]
     if isinstance(to, list | tuple):  # a range for the search
-        span = f"[{_value(to[0])}, {_value(to[1])}]"
         if style == "app":
-            return f"{_NAMES.get(param, param)}: search {span}"
+            return f"{field_name(param)}: search [{shown(to[0])}, {shown(to[1])}]"
         return f"--space {param}={_value(to[0])}:{_value(to[1])}"
     if style == "app":
-        return f"{_NAMES.get(param, param)}: {_value(action.get('from'))} → {_value(to)}"
+        return f"{field_name(param)}: {shown(action.get('from'))} → {shown(to)}"
     return f"{flag(param)} {_value(to)}"
+
+
+def fresh_action(
+    action: Mapping[str, Any] | None, settings: Mapping[str, Any] | None
+) -> Mapping[str, Any] | None:
+    """The action, unless ``settings`` already use its proposal (a finding stored before the
+    change was made, or by a version that proposed it anyway): the app never offers it then."""
+    if not action or not settings or isinstance(action.get("to"), list | tuple):
+        return action
+    current = current_value(settings, action.get("param", ""))
+    if current is not None and _same(current, str(action.get("to"))):
+        return None
+    return action
+
+
+def in_app_words(text: str, settings: Mapping[str, Any] | None = None) -> str:
+    """Advice written with CLI flags, in the app's words: ``--head-units 512`` becomes ``Head
+    units: 256 → 512`` (the run's value first, when ``settings`` has it), and a value the run
+    already uses is said to be in use rather than proposed again."""
+    text = _REDUNDANT.sub("", text)
+    return _FLAG.sub(lambda m: _in_words(m, settings or {}), text)
+
+
+def _in_words(match: re.Match, settings: Mapping[str, Any]) -> str:
+    param, value, prefix = match["flag"].replace("-", "_"), match["value"], match["no"] or ""
+    if param == "no_augment":
+        return prefix + "augmentation off"
+    if value is None:
+        return prefix + field_name(param)
+    if param == "space" and "=" in value:
+        name, _, span = value.partition("=")
+        low, _, high = span.partition(":")
+        return f"{prefix}{field_name(name)}: search [{_number(low)}, {_number(high)}]"
+    current = current_value(settings, param)
+    proposed = _WORDS.get(value) or _number(value)
+    if current is None or isinstance(current, bool):
+        return f"{prefix}{field_name(param)}: {proposed}"
+    if _same(current, value):
+        return f"{prefix}{field_name(param)} already {shown(current)}"
+    return f"{prefix}{field_name(param)}: {shown(current)} → {proposed}"
+
+
+def _number(text: str) -> str:
+    """A number written in advice, to 3 significant digits; a word as it is."""
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return shown(value) if not value.is_integer() or "e" in text else text
+
+
+def _same(current: Any, proposed: str) -> bool:
+    try:
+        return math.isclose(float(current), float(proposed), rel_tol=1e-3)
+    except (TypeError, ValueError):
+        return str(current).lower() == proposed.lower()
 
 
 def direction(action: Mapping[str, Any] | None) -> str | None:

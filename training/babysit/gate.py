@@ -34,7 +34,7 @@ from training.feature_cache import cached_features
 from training.fit import extract_features, make_optimizer, recalibrate
 from training.losses import classification_loss
 from training.model import build_classifier, build_head
-from training.prepare import prepare_for_config
+from training.prepare import prepare_for_config, resolve_model_config
 from training.runs import RunStore
 
 GATE_MAX_IMAGES = 512
@@ -59,6 +59,7 @@ def run_gate(
 ) -> GateResult:
     """Prepare the data as ``train`` would, run the four checks, store them as a ``check`` run."""
     started = time.monotonic()
+    resolve_model_config(config)
     store = store or RunStore()
     use_compilation_cache(store.compilation_cache_dir())
     spec, image_size, data = prepare_for_config(config, store, progress=verbose > 0)

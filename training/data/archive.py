@@ -13,6 +13,7 @@ import shutil
 import stat
 import struct
 import tarfile
+import unicodedata
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -73,8 +74,16 @@ def is_junk(rel: str) -> bool:
     return name.startswith("._") or name.lower() in JUNK_FILES
 
 
+def _refusal(archive: Path, problem: str, fix: str) -> UnsafeArchiveError:
+    """``Refused NAME: problem; fix.`` The problem alone is kept as ``error.problem`` for callers
+    that vet other zips (``.keras`` files), whose fix is not a dataset's."""
+    error = UnsafeArchiveError(f"Refused {archive.name}: {problem}; {fix}.")
+    error.problem = problem
+    return error
+
+
 def _refuse(archive: Path, entry: str, problem: str, fix: str = _REMAKE) -> UnsafeArchiveError:
-    return UnsafeArchiveError(f"Refused {archive.name}: entry {entry!r} {problem}; {fix}.")
+    return _refusal(archive, f"entry {entry!r} {problem}", fix)
 
 
 def _is_self(name: str) -> bool:
@@ -84,8 +93,13 @@ def _is_self(name: str) -> bool:
 
 def _check_name(archive: Path, name: str) -> PurePosixPath:
     """A relative POSIX path that stays inside the target, or UnsafeArchiveError."""
-    if "\x00" in name:
-        raise _refuse(archive, name, "has a NUL byte in its name")
+    if any(unicodedata.category(c) == "Cc" for c in name):  # NUL, newline, tab, terminal escapes
+        raise _refuse(
+            archive,
+            name,
+            "has a control character (NUL, newline, tab, escape…) in its name",
+            "rename it and re-create the archive",
+        )
     if "\\" in name:
         raise _refuse(archive, name, "uses backslashes in its path (a Windows-made or crafted zip)")
     if name.startswith("/") or _DRIVE.match(name):
@@ -114,10 +128,12 @@ def _open_zip(path: Path) -> zipfile.ZipFile:
     except FileNotFoundError:
         raise DataError(f"{path}: file not found; check the path.") from None
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError) as exc:
-        raise DataError(
+        error = DataError(
             f"{path} is not a valid .zip ({exc}); re-create it with `zip -r` or your file "
             f"manager's 'Compress' command."
-        ) from None
+        )
+        error.problem = f"not a valid zip ({exc})"
+        raise error from None
 
 
 def _check_overlaps(archive: Path, zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo]) -> None:
@@ -168,13 +184,19 @@ def check_zip_entries(
     with _open_zip(path) as zf:
         infos = zf.infolist()
         if len(infos) > limits.max_entries:
-            raise UnsafeArchiveError(
-                f"Refused {path.name}: {len(infos):,} entries, over the limit of "
-                f"{limits.max_entries:,}; split the dataset or raise ArchiveLimits.max_entries."
+            raise _refusal(
+                path,
+                f"{len(infos):,} entries, over the limit of {limits.max_entries:,}",
+                "split the dataset or raise ArchiveLimits.max_entries",
             )
         total = compressed = 0
+        seen: dict[PurePosixPath, str] = {}
         for info in infos:
-            _check_name(path, info.orig_filename)
+            rel = _check_name(path, info.orig_filename)
+            if not info.is_dir():
+                if rel in seen:  # a viewer shows one of the two, an unpacker keeps the other
+                    raise _refuse(path, info.filename, f"has the same path as entry {seen[rel]!r}")
+                seen[rel] = info.filename
             if stat.S_ISLNK(info.external_attr >> 16):
                 raise _refuse(path, info.filename, "is a symbolic link", "replace links by files")
             if info.flag_bits & 0x1:
@@ -200,15 +222,17 @@ def check_zip_entries(
 
 def _check_total(path: Path, total: int, compressed: int, limits: ArchiveLimits) -> None:
     if total > limits.max_total_bytes:
-        raise UnsafeArchiveError(
-            f"Refused {path.name}: it would unpack to {total:,} bytes, over the limit of "
-            f"{limits.max_total_bytes:,}; use a smaller dataset or raise "
-            f"ArchiveLimits.max_total_bytes."
+        raise _refusal(
+            path,
+            f"it would unpack to {total:,} bytes, over the limit of {limits.max_total_bytes:,}",
+            "use a smaller dataset or raise ArchiveLimits.max_total_bytes",
         )
     if total >= limits.ratio_floor_bytes and total > limits.max_ratio * max(compressed, 1):
-        raise UnsafeArchiveError(
-            f"Refused {path.name}: it expands {total / max(compressed, 1):,.0f}× overall (limit "
-            f"{limits.max_ratio:g}×), like a compression bomb; re-create it from real image files."
+        raise _refusal(
+            path,
+            f"it expands {total / max(compressed, 1):,.0f}× overall (limit "
+            f"{limits.max_ratio:g}×), like a compression bomb",
+            "re-create it from real image files",
         )
 
 
@@ -221,6 +245,7 @@ class _Writer:
         self.root = target.resolve()
         self.created: list[Path] = []
         self.total = 0
+        self.files = 0
         self.top: set[str] = set()
         self.top_files: set[str] = set()
 
@@ -252,6 +277,7 @@ class _Writer:
         if dest.is_dir() or dest.is_symlink():
             raise _refuse(self.archive, str(rel), "collides with a folder or link already there")
         written = 0
+        self.files += 1
         with open(dest, "wb") as out:
             self.created.append(dest)
             while chunk := source.read(_CHUNK):
@@ -318,6 +344,12 @@ def _write_all(writer: _Writer, entries: Iterator[None]) -> Path:
     except BaseException:
         writer.undo()
         raise
+    if not writer.files:  # else the audit would blame an empty folder deep in the home
+        writer.undo()
+        raise DataError(
+            f"{writer.archive.name} holds no files (only folders or OS clutter, if anything); zip "
+            f"the dataset folder again, with its class sub-folders and their images."
+        )
     return writer.dataset_root()
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 from training.data.audit import AuditReport, Leak
 
 _LIST_LIMIT = 20
@@ -73,4 +75,10 @@ def format_audit(report: AuditReport) -> str:
     lines += ["", f"Verdict: {'TRAINABLE' if verdict.trainable else 'NOT TRAINABLE'}"]
     lines += [f"  ✗ {reason}" for reason in verdict.reasons]
     lines += [f"  ! {warning}" for warning in verdict.warnings]
-    return "\n".join(lines)
+    return "\n".join(_printable(line) for line in lines)
+
+
+def _printable(line: str) -> str:
+    """Control characters in file and class names shown escaped (``\\n``, ``\\x1b``): a name
+    must neither break the report's lines nor send escape sequences to the terminal."""
+    return "".join(repr(c)[1:-1] if unicodedata.category(c) == "Cc" else c for c in line)

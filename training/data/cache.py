@@ -4,15 +4,17 @@ JPEG decoding is the main CPU cost of an input pipeline and a search reads the s
 epoch of every trial, so each image is decoded and resized exactly once. The cache key is a hash
 of (relative path, content hash, label) of every file plus the size and the decoder version: any
 changed, added or removed file gives a new key, so a stale cache is never read. Building writes
-to a temporary folder and renames it, so a killed build leaves nothing half-written behind.
+to a temporary folder and renames it, so a killed build or a full disk leaves nothing
+half-written behind; a folder found damaged anyway (a truncated images file, a broken manifest) is
+rebuilt, never mapped.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
-import shutil
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from training.atomic import remove, write_error
 from training.data.images import load_rgb
 
 # Bump when decoding or resizing changes, so caches built by older code are not reused.
@@ -72,9 +75,23 @@ def load_or_build_cache(
     """Open the cache for these records and size, decoding the images first if needed."""
     key = cache_key(records, image_size, class_names)
     directory = Path(cache_root) / f"images-{key}"
-    if not (directory / MANIFEST_FILE).exists():
+    if not is_complete(directory):
+        remove(directory)
         _build(directory, records, class_names, image_size, workers, progress)
     return open_cache(directory)
+
+
+def is_complete(directory: Path) -> bool:
+    """Whether a cache folder can be mapped: its manifest reads and the images file holds
+    exactly the rows it lists (a short file would fail to map, or map rows of zeros)."""
+    try:
+        manifest = json.loads((directory / MANIFEST_FILE).read_text())
+        count, size = len(manifest["rels"]), int(manifest["image_size"])
+        stored = (directory / IMAGES_FILE).stat().st_size if count else 0
+        listed = len(manifest["labels"]) == len(manifest["splits"]) == count
+        return listed and stored == count * size * size * 3
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 def open_cache(directory: Path) -> ImageCache:
@@ -107,47 +124,77 @@ def _build(
     workers: int | None,
     progress: bool,
 ) -> None:
+    """Decode into a temporary folder and rename it into place; a write that fails (a full
+    disk) leaves no folder behind and says which cache could not be written."""
     ordered = sorted(records, key=lambda r: r.rel)
-    label_index = {name: i for i, name in enumerate(class_names)}
     temp = directory.with_name(f".{directory.name}.{uuid.uuid4().hex[:8]}.tmp")
-    temp.mkdir(parents=True)
     try:
-        shape = (len(ordered), image_size, image_size, 3)
+        temp.mkdir(parents=True)
         if ordered:
-            images = np.memmap(temp / IMAGES_FILE, dtype=np.uint8, mode="w+", shape=shape)
-
-            def decode(i: int) -> None:
-                images[i] = load_rgb(ordered[i].path, image_size)
-
-            # Pillow releases the GIL while decoding and resizing, so threads scale with cores.
-            with ThreadPoolExecutor(max_workers=workers or min(32, os.cpu_count() or 1)) as pool:
-                jobs = pool.map(decode, range(len(ordered)))
-                for _ in tqdm(
-                    jobs,
-                    total=len(ordered),
-                    desc="Decoding images",
-                    unit="img",
-                    disable=not progress,
-                    leave=False,
-                ):
-                    pass
-            images.flush()
-            del images
-        manifest = {
-            "key": directory.name.removeprefix("images-"),
-            "image_size": image_size,
-            "decoder_version": DECODER_VERSION,
-            "class_names": list(class_names),
-            "rels": [r.rel for r in ordered],
-            "labels": [label_index[r.label] for r in ordered],
-            "splits": [r.split for r in ordered],
-        }
+            _decode_all(temp / IMAGES_FILE, ordered, image_size, workers, progress)
+        manifest = _manifest(directory, ordered, class_names, image_size)
         (temp / MANIFEST_FILE).write_text(json.dumps(manifest))
         try:
             temp.rename(directory)
         except OSError:
+            if not is_complete(directory):
+                raise
             # Another process finished the same cache first: theirs is identical, keep it.
-            shutil.rmtree(temp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(temp, ignore_errors=True)
-        raise
+    except OSError as error:
+        raise write_error(directory, error) from error
+    finally:
+        remove(temp)
+
+
+def _decode_all(
+    path: Path, ordered: Sequence, image_size: int, workers: int | None, progress: bool
+) -> None:
+    shape = (len(ordered), image_size, image_size, 3)
+    _allocate(path, int(np.prod(shape)))
+    images = np.memmap(path, dtype=np.uint8, mode="r+", shape=shape)
+
+    def decode(i: int) -> None:
+        images[i] = load_rgb(ordered[i].path, image_size)
+
+    # Pillow releases the GIL while decoding and resizing, so threads scale with cores.
+    with ThreadPoolExecutor(max_workers=workers or min(32, os.cpu_count() or 1)) as pool:
+        jobs = pool.map(decode, range(len(ordered)))
+        for _ in tqdm(
+            jobs,
+            total=len(ordered),
+            desc="Decoding images",
+            unit="img",
+            disable=not progress,
+            leave=False,
+        ):
+            pass
+    images.flush()  # the map is closed as this function returns, before the rename
+
+
+def _allocate(path: Path, size: int) -> None:
+    """Reserve the images file's blocks up front: a full disk is then an OSError here, not a
+    SIGBUS that kills the process when a page of the memory map is first written."""
+    with open(path, "wb") as fp:
+        fp.truncate(size)  # a sparse file, as np.memmap makes; where possible, reserved below
+        if not hasattr(os, "posix_fallocate"):  # macOS, Windows
+            return
+        try:
+            os.posix_fallocate(fp.fileno(), 0, size)
+        except OSError as error:
+            if error.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                raise  # not a filesystem that cannot reserve: a full disk, an I/O error
+
+
+def _manifest(
+    directory: Path, ordered: Sequence, class_names: Sequence[str], image_size: int
+) -> dict:
+    label_index = {name: i for i, name in enumerate(class_names)}
+    return {
+        "key": directory.name.removeprefix("images-"),
+        "image_size": image_size,
+        "decoder_version": DECODER_VERSION,
+        "class_names": list(class_names),
+        "rels": [r.rel for r in ordered],
+        "labels": [label_index[r.label] for r in ordered],
+        "splits": [r.split for r in ordered],
+    }

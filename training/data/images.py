@@ -88,6 +88,12 @@ def _pixels_in(exc: Exception) -> int | None:
 
 def _open(fp: BinaryIO, name: str) -> Image.Image:
     """Parse the header with the bomb warning as an error and only the allowed formats."""
+    start = fp.tell()
+    if not fp.read(1):  # Pillow would call it an unknown format
+        raise ImageError(
+            name, "is empty (0 bytes): an interrupted copy or download; copy it again or remove it"
+        )
+    fp.seek(start)
     with _OPEN_LOCK, warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:

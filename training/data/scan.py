@@ -41,6 +41,7 @@ ARCHIVE_EXTENSIONS: frozenset[str] = frozenset(
     {".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar"}
 )
 COMPLETE_MARKER = ".complete"
+_COPY = "copy the files themselves into the dataset folder"
 
 
 @dataclass(frozen=True)
@@ -113,17 +114,26 @@ class _Walker:
                 continue
             if entry.is_symlink():
                 if not self._inside(entry):
-                    self.skipped.append((self.rel(path), "symlink pointing outside the dataset"))
+                    self.skipped.append(
+                        (self.rel(path), f"symlink pointing outside the dataset; {_COPY}")
+                    )
                     continue
                 if entry.is_dir():
-                    self.skipped.append((self.rel(path), "symlinked folder, not followed"))
+                    self.skipped.append(
+                        (self.rel(path), f"symlinked folder, not followed; {_COPY}")
+                    )
                     continue
             if entry.is_dir():
                 dirs.append(path)
             elif entry.is_file():
                 files.append(path)
             else:
-                self.skipped.append((self.rel(path), "not a regular file"))
+                what = (
+                    "broken symlink (its target is missing)"
+                    if entry.is_symlink()
+                    else "not a regular file (a pipe, socket or device)"
+                )
+                self.skipped.append((self.rel(path), f"{what}; remove it"))
         return dirs, files
 
     def images(self, folder: Path) -> list[Path]:
@@ -140,7 +150,11 @@ class _Walker:
                 )
             else:
                 self.skipped.append(
-                    (self.rel(path), f"not an image file extension ({suffix or 'none'})")
+                    (
+                        self.rel(path),
+                        f"not an image file extension ({suffix or 'none'}); images must be JPEG, "
+                        f"PNG, GIF, BMP, WebP or TIFF files",
+                    )
                 )
         for sub in dirs:
             found.extend(self.images(sub))

@@ -9,6 +9,7 @@ import keras
 import pytest
 
 import training.export
+from tests.hostile.conftest import snapshot
 from tests.test_predict_export import tiny_model
 from training.cli import main as cli_main
 from training.errors import ConfigError, ExportError
@@ -27,13 +28,6 @@ def model_file(tmp_path):
     path = tmp_path / "m.keras"
     tiny_model().save(path)
     return path
-
-
-def snapshot(folder) -> dict[str, bytes]:
-    """Every file under ``folder`` with its bytes: what must not change."""
-    return {
-        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
-    }
 
 
 def test_an_existing_file_is_refused_without_force_and_kept(model_file, tmp_path):

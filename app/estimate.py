@@ -1,0 +1,251 @@
+"""How long a search will take, as a range: measured on this machine where it can be.
+
+A search is start-up (Python, TensorFlow, the data), one feature pass per backbone over every
+image, the head trials on those cached features, then the top K fine-tunes: a head phase on
+features, the fine-tune epochs through the network, an evaluation and a save.
+
+Measured from this store: earlier train runs (a search's fine-tunes are train runs) of the
+backbone at that image size record every epoch's seconds, so a fine-tune epoch costs so much per
+training image and a head epoch so much per step (on cached features a step's overhead, not its
+images, is the cost); the rest of such a run's wall time beyond ``RUN_FIXED_S`` (decoding, the
+feature pass, evaluation) so much per image. Head trials are measured from earlier searches'
+trials, start-up from earlier jobs (job started → run created). Without such records each part
+is a guess: a forward pass costs the backbone's published multiply-adds (at its default size,
+scaled by pixels) at ``CPU_GFLOPS``, a training step three forward passes. A guess gets the
+wider range.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+from datetime import datetime
+
+from training import jobs
+from training.backbones import BackboneSpec, get_backbone
+from training.errors import BabysitterError
+from training.runs import RunStore
+from training.trials import trials
+from tuner.config import SearchConfig
+
+# Multiply-adds (G) of one image at the backbone's default size, as the papers and the Keras
+# applications table give them.
+GFLOPS = {
+    "VGG16": 15.5,
+    "VGG19": 19.6,
+    "ResNet50": 4.1,
+    "ResNet101": 7.8,
+    "ResNet152": 11.5,
+    "ResNet50V2": 4.1,
+    "ResNet101V2": 7.8,
+    "ResNet152V2": 11.5,
+    "InceptionV3": 5.7,
+    "InceptionResNetV2": 13.2,
+    "Xception": 8.4,
+    "DenseNet121": 2.9,
+    "DenseNet169": 3.4,
+    "DenseNet201": 4.3,
+    "MobileNet": 0.57,
+    "MobileNetV2": 0.3,
+    "MobileNetV3Small": 0.06,
+    "MobileNetV3Large": 0.22,
+    "EfficientNetB0": 0.39,
+    "EfficientNetB1": 0.7,
+    "EfficientNetB2": 1.0,
+    "EfficientNetB3": 1.8,
+    "EfficientNetB4": 4.2,
+    "EfficientNetB5": 9.9,
+    "EfficientNetB6": 19.0,
+    "EfficientNetB7": 37.0,
+    "EfficientNetV2B0": 0.72,
+    "EfficientNetV2B1": 1.2,
+    "EfficientNetV2B2": 1.7,
+    "EfficientNetV2B3": 3.0,
+    "EfficientNetV2S": 8.8,
+    "EfficientNetV2M": 24.0,
+    "EfficientNetV2L": 53.0,
+    "ConvNeXtTiny": 4.5,
+    "ConvNeXtSmall": 8.7,
+    "ConvNeXtBase": 15.4,
+    "ConvNeXtLarge": 34.4,
+    "ConvNeXtXLarge": 60.9,
+    "NASNetMobile": 0.56,
+    "NASNetLarge": 23.8,
+}
+CPU_GFLOPS = 15.0  # multiply-adds per second (G) that two shared CPU cores sustain in TensorFlow
+DECODE_S = 0.003  # reading and resizing one image
+HEAD_STEP_S = 0.02  # one step of a dense head on cached features
+TRIAL_EPOCH_S = 0.3  # one head-trial epoch, its compile spread over the epochs
+RUN_FIXED_S = 10.0  # a fine-tune's model build, compile and save
+STARTUP_S = 20.0  # Python, TensorFlow and the data scan before the run exists
+SPREAD = {True: (0.7, 1.5), False: (0.5, 2.0)}  # (low, high) factor: measured, guessed
+RUNS_READ = 5
+
+
+@dataclass(frozen=True)
+class Rates:
+    """A backbone's costs in seconds: a head step, a fine-tune epoch per training image, the
+    rest of a fine-tune run per image. ``runs`` is how many runs measured them (0: a guess)."""
+
+    head_step: float
+    finetune: float
+    rest: float
+    runs: int = 0
+
+
+@dataclass(frozen=True)
+class Estimate:
+    low: float
+    high: float
+    measured: bool
+    basis: str
+
+
+def guessed_rates(spec: BackboneSpec, image_size: int) -> Rates:
+    """From the backbone's multiply-adds: what its first run on this machine will refine."""
+    forward = GFLOPS.get(spec.name, 5.0) * (image_size / spec.default_size) ** 2 / CPU_GFLOPS
+    return Rates(head_step=HEAD_STEP_S, finetune=3 * forward, rest=DECODE_S + 2 * forward)
+
+
+def measured_rates(store: RunStore, spec: BackboneSpec, image_size: int) -> Rates | None:
+    """From the newest completed train runs of this backbone at this size (None: there are
+    none). A run that was ever interrupted is skipped: its wall time includes the pause."""
+    head, finetune, rest = [], [], []
+    for run in store.list_runs(kind="train", status="completed"):
+        config = run.config
+        size = config.get("image_size") or spec.default_size
+        if config.get("backbone") != spec.name or size != image_size:
+            continue
+        events = store.events(run.id)
+        if any(e.get("status") == "interrupted" for e in events):
+            continue
+        splits = next((e["splits"] for e in events if e.get("event") == "started"), None)
+        if not splits or not splits.get("train"):
+            continue
+        seconds: dict[str, list[float]] = {"head": [], "finetune": []}
+        for epoch in store.epochs(run.id):
+            seconds.get(epoch["phase"], []).append(float(epoch.get("seconds", 0.0)))
+        train = splits["train"]
+        if seconds["head"]:  # past the first epoch, whose compile is not a step's cost
+            steps = math.ceil(train / int(config.get("batch_size") or 32))
+            head.append(statistics.median(seconds["head"][1:] or seconds["head"]) / steps)
+        if seconds["finetune"]:
+            finetune.append(statistics.fmean(seconds["finetune"]) / train)
+        wall = _seconds_between(run.created_at, run.updated_at)
+        spent = sum(seconds["head"]) + sum(seconds["finetune"]) + RUN_FIXED_S
+        rest.append(max(wall - spent, 0.0) / sum(splits.values()))
+        if len(rest) == RUNS_READ:
+            break
+    if not rest:
+        return None
+    guess = guessed_rates(spec, image_size)
+    return Rates(
+        head_step=statistics.median(head) if head else guess.head_step,
+        finetune=statistics.median(finetune) if finetune else guess.finetune,
+        rest=statistics.median(rest),
+        runs=len(rest),
+    )
+
+
+def trial_epoch_seconds(store: RunStore) -> float | None:
+    """Median seconds per epoch of earlier searches' head trials (None: no search yet)."""
+    per_epoch = []
+    for run in store.list_runs(kind="search")[:RUNS_READ]:
+        for trial in trials(store, run.id):
+            if trial["status"] == "completed" and trial["history"] and trial["seconds"]:
+                per_epoch.append(trial["seconds"] / len(trial["history"]))
+    return statistics.median(per_epoch) if per_epoch else None
+
+
+def startup_seconds(store: RunStore) -> float | None:
+    """Median time from a job's start to its run's creation, over recent jobs (None: none)."""
+    waits = []
+    for job in jobs.list_jobs(store)[:20]:
+        if job.run_id and job.kind != "training check":
+            try:
+                created = store.get_run(job.run_id).created_at
+            except BabysitterError:  # a run deleted since: nothing to measure
+                continue
+            wait = _seconds_between(job.created_at, created)
+            if 0 < wait < 600:  # a resumed run was created before its job
+                waits.append(wait)
+    return statistics.median(waits) if waits else None
+
+
+def estimate(
+    config: SearchConfig,
+    images: int,
+    rates: dict[str, Rates],
+    startup: float | None,
+    trial_epoch: float | None,
+) -> Estimate:
+    """The search's wall time as a range; ``rates`` per backbone (measured or guessed), and
+    ``startup``/``trial_epoch`` as measured (None: guessed)."""
+    train = images * (1 - config.val_split)
+    steps = math.ceil(train / config.batch_size)
+    chosen = [rates[name] for name in config.backbones]
+    fixed = STARTUP_S if startup is None else startup
+    fixed += sum(r.rest for r in chosen) * images  # each backbone's feature pass
+    per_trial = TRIAL_EPOCH_S if trial_epoch is None else trial_epoch
+    fixed += config.trials * config.epochs_head * per_trial
+    finetunes = [
+        RUN_FIXED_S
+        + r.rest * images
+        + config.epochs_head * steps * r.head_step
+        + config.epochs_finetune * train * r.finetune
+        for r in chosen
+    ]
+    measured = all(r.runs for r in chosen)  # the backbones' passes: most of the time
+    low, high = SPREAD[measured]
+    return Estimate(
+        low=low * (fixed + config.top_k * min(finetunes)),
+        high=high * (fixed + config.top_k * max(finetunes)),
+        measured=measured,
+        basis=_basis(config, rates, images),
+    )
+
+
+def _basis(config: SearchConfig, rates: dict[str, Rates], images: int) -> str:
+    parts = []
+    for name in config.backbones:
+        runs = rates[name].runs
+        parts.append(
+            f"{name}: measured from {runs} earlier run{'s' if runs > 1 else ''} on this machine"
+            if runs
+            else f"{name}: a guess from its size (no earlier run at this image size here)"
+        )
+    work = (
+        f"{images} images; {config.trials} trials of {config.epochs_head} head epochs; "
+        f"{config.top_k} fine-tune(s) of {config.epochs_finetune} epochs"
+    )
+    return "; ".join(parts) + f". {work}."
+
+
+def rates_for(store: RunStore, name: str, image_size: int | None) -> Rates:
+    spec = get_backbone(name)
+    size = image_size or spec.default_size
+    return measured_rates(store, spec, size) or guessed_rates(spec, size)
+
+
+def human_range(low: float, high: float) -> str:
+    """ "40 s–2 min", "1–3 min": each end in its own unit, the unit said once when shared."""
+    ends = [_human(low, math.floor), _human(high, math.ceil)]
+    if ends[0][1] == ends[1][1]:
+        first, last = ends[0][0], ends[1][0]
+        if first == last:
+            return f"about {last} {ends[1][1]}"
+        return f"{first}–{last} {ends[1][1]}"
+    return f"{' '.join(ends[0])} – {' '.join(ends[1])}"
+
+
+def _human(seconds: float, rounding) -> tuple[str, str]:
+    if seconds < 90:
+        return str(max(1, rounding(seconds))), "s"
+    if seconds < 90 * 60:
+        return str(max(1, rounding(seconds / 60))), "min"
+    return f"{seconds / 3600:.1f}", "h"
+
+
+def _seconds_between(start: str, end: str) -> float:
+    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()

@@ -1,0 +1,190 @@
+"""``runs repair``: rebuild the run index (the SQLite file) from the run folders.
+
+Each run folder is the record of what ran: ``config.json`` and ``events.jsonl``, into which the
+store mirrors every index write (created, status, epoch, findings, trial, stage). So a store file
+that was deleted, emptied or damaged loses nothing but the index: repair keeps the damaged file
+beside it as ``babysitter.sqlite.corrupt-<time>`` and replays every folder into a fresh one. A
+healthy index is left as it is; folders it does not list are added. The app's job list (processes
+it started) is not rebuilt: those are not runs, and their logs stay under ``jobs/``.
+
+Folders from before the journal (no ``created`` event) are rebuilt from their config and their
+last ``completed`` event; their fingerprint is unknown, so they are not offered for resuming.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from training import trials
+from training.runs import DB_NAME, RunStore, _dumps, run_folders
+
+SIDE_FILES = ("", "-wal", "-shm")
+
+
+@dataclass
+class RepairReport:
+    """What ``repair`` found and did, for the CLI's text and ``--json``."""
+
+    index: Path
+    state: str
+    kept: list[Path] = field(default_factory=list)
+    rebuilt: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": str(self.index),
+            "state": self.state,
+            "kept": [str(p) for p in self.kept],
+            "rebuilt": self.rebuilt,
+            "skipped": self.skipped,
+        }
+
+
+def index_state(home: Path) -> str:
+    """``healthy``, ``missing``, ``empty`` or ``damaged (<reason>)`` for the index in ``home``."""
+    db = home / DB_NAME
+    if not db.exists():
+        return "missing"
+    wal = db.with_name(DB_NAME + "-wal")
+    if db.stat().st_size == 0 and not (wal.exists() and wal.stat().st_size > 0):
+        return "empty"
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            verdict = conn.execute("PRAGMA integrity_check").fetchone()[0]
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        finally:
+            conn.close()
+    except sqlite3.Error as error:
+        return f"damaged ({error})"
+    if verdict != "ok":
+        return f"damaged ({verdict})"
+    if "runs" not in tables:
+        return "damaged (no runs table)"
+    return "healthy"
+
+
+def repair(home: Path | str | None = None) -> RepairReport:
+    """Rebuild the index at ``home`` (default ``$BABYSITTER_HOME``) from its run folders."""
+    home = RunStore.resolve_home(home)
+    state = index_state(home)
+    report = RepairReport(index=home / DB_NAME, state=state)
+    if state != "healthy":
+        report.kept = _keep_aside(home / DB_NAME)
+    store = RunStore(home, expect_index=False)
+    with store._connect() as conn:
+        indexed = {r[0] for r in conn.execute("SELECT id FROM runs")}
+    store.replaying = True
+    for folder in run_folders(home):
+        if folder.name in indexed:
+            continue
+        try:
+            _replay(store, folder)
+        except (ValueError, TypeError, KeyError, sqlite3.Error) as error:
+            report.skipped.append(f"{folder}: {error}")
+            continue
+        report.rebuilt.append(folder.name)
+    return report
+
+
+def _keep_aside(db: Path) -> list[Path]:
+    """Move the index and its WAL files to ``*.corrupt-<time>`` so nothing is deleted."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    taken = {p.name for p in db.parent.glob(f"{db.name}.corrupt-{stamp}*")}
+    if taken:  # a second repair within the same second never overwrites the first's file
+        stamp += f"-{len(taken) + 1}"
+    kept = []
+    for suffix in SIDE_FILES:
+        path = db.with_name(db.name + suffix)
+        if path.exists():
+            target = path.with_name(f"{db.name}.corrupt-{stamp}{suffix}")
+            path.rename(target)
+            kept.append(target)
+    return kept
+
+
+def _replay(store: RunStore, folder: Path) -> None:
+    """Insert one run's row and replay its journaled epochs, findings, trials and stages."""
+    run_id = folder.name
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    if not isinstance(config, dict):
+        raise ValueError("config.json does not hold an object")
+    events = store.events(run_id)
+    created = next((e for e in events if e.get("event") == "created"), {})
+    kind = created.get("kind") or ("search" if "backbones" in config else "train")
+    label = (
+        created.get("label")
+        or "+".join(config.get("backbones") or [])
+        or config.get("backbone", kind)
+    )
+    created_at = created.get("created_at") or (
+        events[0]["time"] if events else _mtime(folder / "config.json")
+    )
+    status, pid, summary, error = _last_status(events, created.get("pid"))
+    updated_at = events[-1]["time"] if events else created_at
+    with store._connect(write=True) as conn:
+        conn.execute(
+            "INSERT INTO runs (id, kind, label, status, created_at, updated_at, heartbeat_at,"
+            " pid, fingerprint, dataset, config_json, summary_json, error)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                run_id,
+                kind,
+                str(label),
+                status,
+                created_at,
+                updated_at,
+                updated_at,
+                pid,
+                created.get("fingerprint", ""),
+                created.get("dataset", str(config.get("data", ""))),
+                _dumps(config),
+                _dumps(summary) if summary is not None else None,
+                error,
+            ),
+        )
+    for event in events:
+        _replay_event(store, run_id, event)
+    with store._connect(write=True) as conn:  # replayed epochs stamped now; keep the record's
+        conn.execute(
+            "UPDATE runs SET updated_at = ?1, heartbeat_at = ?1 WHERE id = ?2", (updated_at, run_id)
+        )
+
+
+def _last_status(events: list[dict], pid: int | None) -> tuple[str, Any, Any, Any]:
+    """The run's last journaled status (``running`` with its pid when it never ended, which
+    shows as interrupted once that process is gone), its summary and error."""
+    status, summary, error = "running", None, None
+    for event in events:
+        kind = event.get("event")
+        if kind == "status":
+            status = event["status"]
+            pid = event.get("pid", pid)
+            summary = event.get("summary") if event.get("summary") is not None else summary
+            error = event.get("error") if event.get("error") is not None else error
+        elif kind == "completed":  # written by train and search since before the journal
+            status, summary = "completed", event.get("summary", summary)
+    return status, pid, summary, error
+
+
+def _replay_event(store: RunStore, run_id: str, event: dict) -> None:
+    kind = event.get("event")
+    if kind == "epoch":
+        store.record_epoch(run_id, event["phase"], event["epoch"], event["metrics"])
+    elif kind == "findings":
+        store.add_findings(run_id, event["findings"])
+    elif kind == "trial":
+        fields = ("trial_id", "stage", "status", "hyperparameters", "score", "history", "seconds")
+        trials.record_trial(store, run_id, *(event[f] for f in fields), event.get("error"))
+    elif kind == "stage":
+        trials.record_stage(store, run_id, event["stage"], event["space"], event["trials"])
+
+
+def _mtime(path: Path) -> str:
+    return datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat(timespec="microseconds")
