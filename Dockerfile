@@ -69,9 +69,9 @@ WORKDIR /opt/babysitter
 COPY . .
 
 # BABYSITTER_HOME is the run store's root (SQLite file, runs, datasets, caches): mount a volume.
-# The app reads dataset folders only under BABYSITTER_DATA_ROOTS: uploads, and /images to mount.
+# The app reads dataset folders only under /data/datasets (uploads) and BABYSITTER_DATA_ROOTS.
 ENV BABYSITTER_HOME=/data \
-    BABYSITTER_DATA_ROOTS=/data/datasets:/images \
+    BABYSITTER_DATA_ROOTS=/images \
     PYTHONPATH=/opt/babysitter \
     KERAS_BACKEND=tensorflow \
     STREAMLIT_SERVER_HEADLESS=true \
@@ -85,6 +85,6 @@ EXPOSE 8501
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request as u; r = u.build_opener(u.ProxyHandler({})).open('http://127.0.0.1:8501/_stcore/health', timeout=4); sys.exit(r.read().strip() != b'ok')"]
 
-# 0.0.0.0 inside the container, so a published port reaches it; .streamlit/config.toml keeps
+# 0.0.0.0 inside the container, so a published port reaches it; app/.streamlit/config.toml keeps
 # 127.0.0.1 for a run outside a container.
 CMD ["streamlit", "run", "app/streamlit_app.py", "--server.address=0.0.0.0", "--server.port=8501"]

@@ -14,8 +14,8 @@ import numpy as np
 from app.roots import data_roots, within_roots
 from training.errors import BabysitterError
 from training.jobs import Job
-from training.runs import Run, RunStore, shown_status
-from training.trials import stages, trials
+from training.store import Run, RunStore, shown_status
+from training.store.trials import stages, trials
 
 PERCENT_FORMAT = "%.1f%%"
 """The one percent format of the app (tables hold percent points, e.g. 54.5 shown "54.5%")."""

@@ -12,7 +12,6 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
-STATUS_COLORS = {"ok": "#2e7d32", "warn": "#ef6c00", "fail": "#c62828"}
 PERCENT = ".1%"
 """d3 format of every percentage (the app's one format, as ``app.analysis.percent``)."""
 SIG3 = ".3~g"

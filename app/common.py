@@ -14,8 +14,8 @@ from app.roots import data_roots, within_roots
 from training.babysit.advice import fresh_action, in_app_words, render
 from training.babysit.findings import format_value
 from training.errors import HomeError, StoreIndexError
-from training.runs import Run, RunStore, shown_status
-from training.store_repair import repair
+from training.store import Run, RunStore, shown_status
+from training.store.repair import repair
 
 STATUS_ICON = {
     "ok": ":material/check_circle:",

@@ -25,8 +25,8 @@ from datetime import datetime
 from training import jobs
 from training.backbones import BackboneSpec, get_backbone
 from training.errors import BabysitterError
-from training.runs import RunStore
-from training.trials import trials
+from training.store import RunStore
+from training.store.trials import trials
 from tuner.config import SearchConfig
 
 # Multiply-adds (G) of one image at the backbone's default size, as the papers and the Keras

@@ -2,8 +2,8 @@
 
 The app is a web page: whoever reaches it could otherwise name ``/etc`` or someone's photos and
 have the folder listed and rendered as thumbnails. So folders are accepted, listed, remembered and
-shown only under the roots in ``BABYSITTER_DATA_ROOTS`` (``os.pathsep``-separated; default
-``$BABYSITTER_HOME/datasets``, where uploads are unpacked; the Docker image adds ``/images``).
+shown only under ``$BABYSITTER_HOME/datasets`` (where uploads are unpacked) and the folders in
+``BABYSITTER_DATA_ROOTS`` (``os.pathsep``-separated; the Docker image sets ``/images``).
 A refusal reads the same whether the path exists or not, so it reveals nothing.
 """
 
@@ -16,10 +16,15 @@ ENV = "BABYSITTER_DATA_ROOTS"
 
 
 def data_roots(home: Path) -> list[Path]:
-    """The allowed roots, resolved (links followed), in the order given."""
+    """The allowed roots, resolved (links followed): the home's ``datasets/`` (uploads are
+    unpacked there) and the folders ``BABYSITTER_DATA_ROOTS`` names, in that order."""
     raw = os.environ.get(ENV, "")
-    given = [p for p in raw.split(os.pathsep) if p.strip()] or [str(home / "datasets")]
-    return [Path(p.strip()).expanduser().resolve() for p in given]
+    given = [str(home / "datasets"), *(p.strip() for p in raw.split(os.pathsep) if p.strip())]
+    roots: list[Path] = []
+    for root in (Path(p).expanduser().resolve() for p in given):
+        if root not in roots:
+            roots.append(root)
+    return roots
 
 
 def within_roots(path: str | Path, roots: list[Path]) -> Path | None:

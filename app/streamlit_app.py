@@ -1,22 +1,18 @@
 """Babysitter's web app: an ``st.navigation`` router over one thin view per page (``views/``).
 
-The app reads ``$BABYSITTER_HOME`` through ``training.runs`` and starts work only through the CLI,
+The app reads ``$BABYSITTER_HOME`` through ``training.store`` and starts work only through the CLI,
 as detached jobs (``training.jobs``); it never trains in-process and imports no Keras at start,
-so the server's health endpoint is up in seconds. Start it with ``streamlit run
-app/streamlit_app.py`` from the project folder.
+so the server's health endpoint is up in seconds. Start it with ``babysitter app`` once installed
+(``pip install .``), or ``python -m streamlit run app/streamlit_app.py`` from the project folder:
+``python -m`` puts the working folder on the import path, so ``training`` is found there. Its
+Streamlit settings are ``.streamlit/config.toml`` beside this file.
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-# `streamlit run app/streamlit_app.py` puts app/ on the import path, not the project folder.
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import streamlit as st  # noqa: E402
+import streamlit as st
 
 VIEWS = Path(__file__).resolve().parent / "views"
 PAGES = {

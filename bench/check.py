@@ -31,9 +31,9 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench_check_"))
     os.environ["BABYSITTER_HOME"] = str(workdir / "home")
     try:
-        from training.babysit.gate import run_gate
         from training.config import TrainConfig
         from training.data.demo import make_demo_dataset
+        from training.gate import run_gate
 
         report = {"args": vars(args)}
         for name, (_, per_class, size) in SIZES.items():

@@ -89,7 +89,7 @@ class Fault:
 @contextlib.contextmanager
 def frozen_heads():
     """A head whose layers are not trainable: the bug "nothing learns", planted in the code."""
-    import training.babysit.gate as gate
+    import training.gate as gate
     import training.model as model
 
     original = model.build_head

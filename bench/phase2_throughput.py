@@ -80,7 +80,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import write_jpegs
-from training.runs import RunStore
+from training.store import RunStore
 
 TREATMENTS = ("frozen", "trained")
 LABELS = {

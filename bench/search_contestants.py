@@ -40,6 +40,7 @@ from training.babysit.thresholds import EXPLOSION_FACTOR
 from training.backbones import get_backbone
 from training.data.images import IMAGE_EXTENSIONS, load_rgb
 from training.layers import ImagePreprocessing
+from training.optimizers import make_optimizer
 from training.schedules import schedule_rate
 from tuner.space import SearchSpace, default_space
 
@@ -79,16 +80,6 @@ def one_hot(labels: np.ndarray, classes: int) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------
 # The head and its hyperparameters, written the textbook way, with Babysitter's meanings.
-
-
-def make_optimizer(name: str, lr: float) -> keras.optimizers.Optimizer:
-    """As ``training.fit.make_optimizer`` and ``tuner.heads``: AdamW with weight decay 1e-4,
-    SGD with Nesterov momentum 0.9, else Adam."""
-    if name == "adamw":
-        return keras.optimizers.AdamW(lr, weight_decay=1e-4)
-    if name == "sgd":
-        return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True)
-    return keras.optimizers.Adam(lr)
 
 
 def head_logits(x, values: dict[str, Any], classes: int):
@@ -308,8 +299,8 @@ def run_plain_features(cfg: dict, workdir: Path) -> dict:
 
 def run_babysitter(cfg: dict, workdir: Path) -> dict:
     """(c) ``tuner.search.search`` with ``top_k=0`` (head search only) in an empty home."""
-    from training.runs import RunStore
-    from training.trials import trials as stored_trials
+    from training.store import RunStore
+    from training.store.trials import trials as stored_trials
     from tuner.config import SearchConfig
     from tuner.search import search
 

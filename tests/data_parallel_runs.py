@@ -16,7 +16,7 @@ import numpy as np
 from training.config import TrainConfig
 from training.errors import ConfigError
 from training.fit import train
-from training.runs import RunStore
+from training.store import RunStore
 
 
 def main(data: str, home: str) -> None:

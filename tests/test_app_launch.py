@@ -23,7 +23,7 @@ from training import jobs
 from training.backbones import get_backbone
 from training.config import TrainConfig
 from training.errors import ConfigError
-from training.runs import RunStore
+from training.store import RunStore
 from tuner import cli as tuner_cli
 from tuner.config import SearchConfig
 
@@ -45,7 +45,7 @@ def started(monkeypatch):
 
     def start(store, args):
         calls.append(list(args))
-        return jobs.get_job(store, jobs._record(store, list(args)))
+        return jobs.get_job(store, jobs.record_job(store, list(args)))
 
     monkeypatch.setattr(jobs, "start_job", start)
     return calls
@@ -268,10 +268,10 @@ def test_a_failed_gate_shows_its_checks_and_launch_asks_first(data, started, bab
 
 def test_a_gate_job_that_failed_before_checking_shows_its_error(data, babysitter_home):
     store = RunStore(babysitter_home)
-    job_id = jobs._record(store, ["training", "check", str(data), "--backbone", "VGG16"])
+    job_id = jobs.record_job(store, ["training", "check", str(data), "--backbone", "VGG16"])
     log = store.home / "jobs" / str(job_id) / jobs.LOG_NAME
     log.write_text("Auditing…\nerror: Expected at least 2 classes.\n")
-    jobs._update(store, job_id, status="failed", exit_code=2, log_path=str(log))
+    jobs.update_job(store, job_id, status="failed", exit_code=2, log_path=str(log))
     at = AppTest.from_file(APP, default_timeout=60)
     at.session_state["check_job"] = job_id
     at = small(launch_page(at))

@@ -15,8 +15,8 @@ from streamlit.testing.v1 import AppTest
 from app import analysis
 from tests.apptest import page
 from training.config import TrainConfig
-from training.runs import RunStore
-from training.trials import record_stage, record_trial
+from training.store import RunStore
+from training.store.trials import record_stage, record_trial
 from tuner.config import SearchConfig
 
 LONG_LR = 0.00012345678901234567
@@ -205,7 +205,7 @@ def test_finished_fine_tunes_are_listed_and_the_best_ones_curves_shown(store):
 
 def test_the_search_records_which_train_run_each_fine_tune_is(store, monkeypatch):
     """``_finetune_top`` records that a fine-tune started, then which run it trains in."""
-    from tuner import search as searching
+    from tuner import finetune as searching
 
     run = search_run(store, top_k=1)
     seen = []
@@ -219,7 +219,7 @@ def test_the_search_records_which_train_run_each_fine_tune_is(store, monkeypatch
 
     monkeypatch.setattr(searching, "train", fake_train)
     config = SearchConfig(data=run.config["data"], backbones=["VGG16"], top_k=1)
-    searching._finetune_top(config, store, run.id, echo=lambda m: None)
+    searching.finetune_top(config, store, run.id, echo=lambda m: None)
     child_id, during = seen[0]
     assert during["current"]["trial_id"] == "s1-03" and during["run"].id == child_id
     assert analysis.finetune_progress(store, store.get_run(run.id))["current"] is None
@@ -228,7 +228,7 @@ def test_the_search_records_which_train_run_each_fine_tune_is(store, monkeypatch
 def test_a_fine_tune_killed_after_its_run_completed_is_not_trained_again(store, monkeypatch):
     """A kill between the fine-tune's run completing and the search recording it: ``--resume``
     takes the linked run's result instead of training a second run for the trial."""
-    from tuner import search as searching
+    from tuner import finetune as searching
 
     run = search_run(store, top_k=1)
     child = train_run(store)
@@ -237,7 +237,7 @@ def test_a_fine_tune_killed_after_its_run_completed_is_not_trained_again(store, 
     store.append_event(run.id, linked)
     monkeypatch.setattr(searching, "train", lambda *a, **k: pytest.fail("trained again"))
     config = SearchConfig(data=run.config["data"], backbones=["VGG16"], top_k=1)
-    searching._finetune_top(config, store, run.id, echo=lambda m: None)
+    searching.finetune_top(config, store, run.id, echo=lambda m: None)
     (done,) = [e for e in store.events(run.id) if e.get("event") == "finetuned"]
     assert (done["run_id"], done["val_accuracy"]) == (child.id, 0.7)
 

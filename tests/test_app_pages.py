@@ -27,7 +27,7 @@ from tests.imagegen import (
     zip_folder,
 )
 from training import jobs
-from training.runs import RunStore
+from training.store import RunStore
 
 pytestmark = pytest.mark.slow  # the module's store is made by real (tiny) training runs
 TINY = ["--weights", "none", "--image-size", "32", "--batch-size", "8"]
@@ -164,8 +164,8 @@ def test_datasets_shows_the_latest_checks_possible_label_errors(tmp_path, monkey
     import numpy as np
 
     from bench import zoo_data
-    from training.babysit.gate import run_gate
     from training.config import TrainConfig
+    from training.gate import run_gate
 
     monkeypatch.setenv("BABYSITTER_HOME", str(tmp_path / "home"))
     root = zoo_data.make_lookalike(tmp_path / "shapes", 20, 10, size=32)

@@ -29,7 +29,7 @@ import pytest
 from tests.cli_process import ROOT
 from tests.imagegen import class_image, make_image_folder, zip_folder
 from training import jobs
-from training.runs import RunStore
+from training.store import RunStore
 
 pytestmark = pytest.mark.slow  # trains a (tiny) search through the app
 
@@ -261,6 +261,18 @@ def walk(page, server: str, tmp_path: Path) -> None:
     assert page.get_by_text("Trainable.").count() == 1
     shots.append(shoot(page, "datasets"))
 
+    # A folder outside the data roots is refused without saying whether it exists, and forgotten.
+    page.get_by_label("…or a folder on the server", exact=True).fill("/etc")
+    page.get_by_label("…or a folder on the server", exact=True).press("Enter")
+    settle(page)
+    page.get_by_role("button", name="Add folder").click()
+    page.get_by_text("Only dataset folders under").wait_for()
+    settle(page)
+    assert "/etc" not in page.get_by_label("Dataset", exact=True).input_value()
+    folders = RunStore().datasets_dir() / "folders.json"
+    assert not folders.exists() or "/etc" not in folders.read_text()
+    shots.append(shoot(page, "datasets-refused"))
+
     # Launch: a tiny search on the uploaded dataset.
     go(page, "Launch", "Launch a search")
     main = page.locator('[data-testid="stMain"]')
@@ -327,6 +339,7 @@ def walk(page, server: str, tmp_path: Path) -> None:
         page.wait_for_timeout(1000)
     assert "· completed" in text, f"{text}\n{_job_log()}"
     page.get_by_text(re.compile(r"trials 2 / 2", re.IGNORECASE)).first.wait_for()
+    page.get_by_text(re.compile(r"Fine-tunes 1 / 1 done")).first.wait_for()  # the top-K phase
     # The job picker is not redrawn by the live part: it must not show a status gone stale.
     picked = page.get_by_role("combobox", name="Job", exact=True).input_value()
     assert picked.startswith("#1 · tuner search · started") and "running" not in picked, picked
@@ -364,6 +377,25 @@ def walk(page, server: str, tmp_path: Path) -> None:
     shots.append(shoot(page, "architecture"))
     go(page, "Datasets")
     shots.append(shoot(page, "datasets-again"))
+
+    # A job that fails (its weights file is not HDF5) shows its error first on Monitor.
+    bogus = tmp_path / "bogus.weights.h5"
+    bogus.write_bytes(b"not an HDF5 file")
+    go(page, "Launch", "Launch a search")
+    page.get_by_role("button", name="Launch again").click()
+    settle(page)
+    choose(page, "Weights", "A weights file")
+    page.get_by_label("Weights file", exact=True).fill(str(bogus))
+    page.get_by_label("Weights file", exact=True).press("Enter")
+    settle(page)
+    shown_command(page, [f"--weights {bogus}"])
+    main.locator('[data-testid="stBaseButton-primary"]', has_text="Launch").click()
+    page.get_by_text(re.compile(r"Started job 2")).wait_for()
+    go(page, "Monitor")
+    failed = page.get_by_text(re.compile(r"Job 2 failed:"))
+    failed.first.wait_for(timeout=SEARCH_TIMEOUT_S * 1000)
+    settle(page)
+    shots.append(shoot(page, "monitor-failed"))
 
     for path in shots:
         assert path.is_file() and path.stat().st_size > 10_000, path

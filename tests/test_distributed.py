@@ -9,8 +9,8 @@ import sys
 
 from tests.cli_process import ROOT, cli_env
 from tests.imagegen import make_image_folder
-from training.runs import RunStore
-from training.trials import stages, trials
+from training.store import RunStore
+from training.store.trials import stages, trials
 from tuner.stages import plan_stages
 
 

@@ -67,7 +67,8 @@ def test_dockerfile_contract():
 
 
 def test_streamlit_config_binds_loopback_and_is_explicit():
-    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
+    path = ROOT / "app" / ".streamlit" / "config.toml"  # read from beside the app's script
+    config = tomllib.loads(path.read_text(encoding="utf-8"))
     assert config["server"]["address"] == "127.0.0.1"
     assert config["server"]["maxUploadSize"] == 1024
     assert config["server"]["enableXsrfProtection"] is True

@@ -18,10 +18,10 @@ import pytest
 from bench import zoo_data
 from tests.imagegen import class_image
 from training.babysit.diagnose import batchnorm_mismatch
-from training.babysit.gate import run_gate
 from training.config import TrainConfig
 from training.errors import TrainingDiverged
 from training.fit import train
+from training.gate import run_gate
 
 LR = 1e-2
 """The healthy rate: inside the window ``check``'s lr_range suggests for these features."""
@@ -170,7 +170,7 @@ def test_five_images_per_class_fail_as_too_few(data):
 
 
 def test_a_frozen_head_is_named_frozen_not_a_low_rate(data, monkeypatch):
-    import training.babysit.gate as gate
+    import training.gate as gate
     import training.model as model
 
     original = model.build_head

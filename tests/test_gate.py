@@ -9,9 +9,9 @@ import pytest
 from tests.cli_process import run_cli
 from tests.imagegen import make_image_folder
 from training.babysit.findings import Finding, format_findings, worst_status
-from training.babysit.gate import run_gate
 from training.config import TrainConfig
-from training.runs import RunStore
+from training.gate import run_gate
+from training.store import RunStore
 
 GATE = [
     "initial_loss",

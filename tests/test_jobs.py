@@ -15,7 +15,7 @@ import pytest
 from training import jobs
 from training.errors import BabysitterError
 from training.job_log import copy_quietly
-from training.runs import RunStore
+from training.store import RunStore
 
 
 def wait_for(predicate, timeout: float = 120.0, step: float = 0.2):
@@ -211,7 +211,7 @@ def test_the_log_keeps_every_line_but_tensorflows_start_up_noise(tmp_path):
 
 
 def test_the_wrapper_filters_noise_passes_the_job_id_and_keeps_the_exit_code(store):
-    job_id = jobs._record(store, ["training", "audit", "/data"])
+    job_id = jobs.record_job(store, ["training", "audit", "/data"])
     code = (
         "import os, sys; "
         f"print({NOISE!r}[0], file=sys.stderr); print({NOISE!r}[2], flush=True); "
@@ -235,7 +235,7 @@ def test_the_wrapper_filters_noise_passes_the_job_id_and_keeps_the_exit_code(sto
 
 
 def test_the_job_run_link_is_the_run_that_names_the_job(store):
-    job_id = jobs._record(store, ["tuner", "search", "/data", "--backbone", "VGG16"])
+    job_id = jobs.record_job(store, ["tuner", "search", "/data", "--backbone", "VGG16"])
     other = store.create_run("search", "VGG16", {"data": "/data"}, "same", "/data")
     mine = store.create_run("search", "VGG16", {"data": "/data"}, "same", "/data")
     store.append_event(other.id, {"event": "job", "job_id": job_id + 1})

@@ -27,8 +27,8 @@ from PIL import Image
 
 from tests.cli_process import ROOT, cli_command, cli_env
 from tests.imagegen import make_image_folder
-from training.runs import RunStore, shown_status
-from training.trials import stages, trials
+from training.store import RunStore, shown_status
+from training.store.trials import stages, trials
 from tuner.oracles import make_oracle
 from tuner.search import HeadTuner
 from tuner.stages import plan_stages
@@ -193,12 +193,18 @@ def test_search_killed_between_trials_and_in_its_fine_tune_resumes_every_trial_o
     _kill_when(command, babysitter_home, log, lambda: ended(2) > 0, "between trials")
     assert ended(2) < PLAN[1], "the stage ended: the kill came too late"
     after_kill("between trials")
+    # A finished trial whose Keras Tuner file was damaged (a disk that filled up) is redone.
+    folder = store.artifact(search_id(), "tuner") / "stage_1"
+    damaged = sorted(folder.glob("trial_*/trial.json"))[0]
+    damaged.write_text("{not json")
+    seen.pop(f"s1-{damaged.parent.name.removeprefix('trial_')}")
 
     def fine_tuning() -> bool:
         runs = store.list_runs(kind="train")
         return bool(runs) and bool(store.epochs(runs[0].id))
 
     _kill_when(command, babysitter_home, tmp_path / "finetune.log", fine_tuning, "fine-tune")
+    assert "its file was unreadable; it will be redone" in (tmp_path / "finetune.log").read_text()
     after_kill("fine-tune")
     (child,) = store.list_runs(kind="train")
     assert shown_status(child) == "interrupted"

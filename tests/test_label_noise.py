@@ -332,8 +332,8 @@ def test_the_app_shows_suspects_as_a_possible_label_errors_gallery(tmp_path, mon
     assert at.subheader[0].value == "Possible label errors (3)"
     assert len(at.get("image")) == 1
     captions = [c.value for c in at.caption]
-    assert "cat/img_0001.png: **cat** → **dog** (91%)" in captions
-    assert "training row 2: **cat** → **dog** (91%)" in captions
+    assert "cat/img_0001.png: **cat** → **dog** (91.0%)" in captions
+    assert "training row 2: **cat** → **dog** (91.0%)" in captions
     quiet = {**finding, "status": "ok"}
     at = AppTest.from_function(_gallery, args=(quiet, str(root)), default_timeout=30).run()
     assert not at.subheader and at.expander[0].label == "Possible label errors (3)"

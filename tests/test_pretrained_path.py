@@ -26,7 +26,7 @@ from training.config import TrainConfig
 from training.fit import train
 from training.model import build_head
 from training.prepare import prepare_for_config
-from training.runs import RunStore
+from training.store import RunStore
 
 pytestmark = pytest.mark.core
 

@@ -18,8 +18,8 @@ from training.data.audit import audit_dataset
 from training.data.audit_cache import cached_audit
 from training.data.scan import scan_dataset
 from training.feature_cache import FeatureCache
-from training.runs import RunStore
-from training.trials import trials
+from training.store import RunStore
+from training.store.trials import trials
 from tuner.cli import main as tuner_main
 from tuner.config import SearchConfig
 from tuner.search import search

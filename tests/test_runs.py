@@ -16,10 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from training import runs as runs_module
 from training.errors import BabysitterError, RunNotFoundError
-from training.runs import SCHEMA_VERSION, RunStore, pid_alive
-from training.runs_report import format_run, format_run_list, run_to_dict
+from training.store import SCHEMA_VERSION, RunStore, pid_alive
+from training.store import runs as runs_module
+from training.store.report import format_run, format_run_list, run_to_dict
 
 ID_RE = re.compile(r"\d{8}-\d{6}-[a-z0-9-]+-[0-9a-f]{4}")
 
@@ -340,11 +340,11 @@ def test_artifact_paths():
         "model": "model.keras",
         "config": "config.json",
         "events": "events.jsonl",
-        "head": "head.weights.h5",
         "history": "history.json",
         "tensorboard": "tb",
-        "backup_phase1": "backup/phase1",
         "backup_phase2": "backup/phase2",
+        "tuner": "tuner",
+        "export": "export",
         "phase1": "phase1.weights.h5",
         "predictions": "predictions.npz",
     }
@@ -396,9 +396,9 @@ def test_format_run_list_table():
     store = RunStore()
     run = make_run(store)
     store.set_status(
-        run.id, "completed", summary={"best_val_accuracy": 0.9123, "final_val_accuracy": 0.9}
+        run.id, "completed", summary={"best_val_accuracy": 0.9123, "val": {"accuracy": 0.9}}
     )
-    other = store.create_run("search", "s", {"model": {"backbone": "mobilenet"}}, "f", "")
+    other = store.create_run("search", "mobilenet", {"backbones": ["mobilenet"]}, "f", "")
     fitted = make_run(store, "mobilenetv2")
     store.set_status(fitted.id, "completed", summary={"val": {"accuracy": 0.75, "loss": 0.6}})
     force_running(store, other.id, dead_pid())

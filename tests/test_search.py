@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 import subprocess
-import time
 
 import pytest
 
@@ -14,8 +10,8 @@ from tests.cli_process import ROOT, cli_env, run_cli
 from tests.imagegen import make_image_folder
 from training.errors import ConfigError
 from training.predict import load_model_file, predict_files
-from training.runs import RunStore
-from training.trials import stages, trials
+from training.store import RunStore
+from training.store.trials import stages, trials
 from tuner.config import SearchConfig
 from tuner.search import search
 
@@ -142,56 +138,6 @@ def _tuner_cli(*args):
     import sys
 
     return [sys.executable, "-m", "tuner", *args]
-
-
-def test_a_killed_search_resumes_keeping_finished_trials(colours, babysitter_home):
-    store = RunStore(babysitter_home)
-    process = subprocess.Popen(
-        _tuner_cli(*_search_args(colours)),
-        env=cli_env(babysitter_home),
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 240
-    before: list[dict] = []
-    while time.monotonic() < deadline and process.poll() is None:
-        runs = store.list_runs(kind="search")
-        before = trials(store, runs[0].id) if runs else []
-        if len(before) >= 3:
-            break
-        time.sleep(0.2)
-    assert process.poll() is None, process.stderr.read()
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    run_id = store.list_runs(kind="search")[0].id
-    before = {t["trial_id"]: t for t in trials(store, run_id)}
-    assert 3 <= len(before) < 8
-
-    # Damage one finished trial's Keras Tuner file: it is redone, the others are kept.
-    damaged = sorted(before)[0]
-    stage, number = damaged[1:].split("-")
-    trial_file = store.run_dir(run_id) / "tuner" / f"stage_{stage}" / f"trial_{number}"
-    (trial_file / "trial.json").write_text("{not json")
-
-    done = subprocess.run(
-        _tuner_cli(*_search_args(colours), "--resume", "--json"),
-        env=cli_env(babysitter_home),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["run_id"] == run_id
-    assert "unreadable" in done.stderr
-    after = {t["trial_id"]: t for t in trials(store, run_id)}
-    assert len(after) == 8
-    kept = [t for t in before if t != damaged]
-    for trial_id in kept:  # finished trials are not rerun
-        assert after[trial_id]["history"] == before[trial_id]["history"]
-    assert store.get_run(run_id).status == "completed"
 
 
 def test_search_cli_reports_bad_input_without_a_traceback(colours, babysitter_home):

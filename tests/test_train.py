@@ -13,7 +13,7 @@ from training.config import TrainConfig
 from training.errors import WeightsError
 from training.fit import train
 from training.predict import load_model_file, predict_arrays, predict_files
-from training.runs import RunStore
+from training.store import RunStore
 
 pytestmark = pytest.mark.core
 

@@ -30,7 +30,7 @@ from training.data.scan import scan_dataset
 from training.errors import WriteError
 from training.feature_cache import FeatureCache
 from training.predict import load_model_file, predict_arrays
-from training.runs import RunStore
+from training.store import RunStore
 
 
 def no_space() -> OSError:

@@ -82,7 +82,8 @@ class ThrottledBackupAndRestore(keras.callbacks.BackupAndRestore):
 
     A full-model checkpoint (weights and optimizer state: ~300 MB for ResNet50) at every epoch
     end doubled the epoch time of a 2,000-image phase 2 on a GPU. The first epoch is always
-    saved, then one checkpoint a minute: a kill loses at most a minute of training.
+    saved, then the first epoch end a minute or more after the last checkpoint: a kill loses the
+    epoch in progress plus the epochs finished within that minute.
 
     Each file of a checkpoint is renamed into place only when whole, so a full disk keeps the
     previous checkpoint (and stops the fit with a ``WriteError`` naming the file); a checkpoint

@@ -8,34 +8,19 @@ by the commands that need it, so ``audit`` and ``runs`` start in a fraction of a
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import os
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 # Before any TensorFlow import: keep its start-up chatter out of the user's terminal.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
 
-from training.errors import BabysitterError
-
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
-# Where ``--json`` documents go: the real stdout, while everything else a command or a library
-# prints (Keras' "Downloading data from …", progress) is sent to stderr so stdout stays parseable.
-_json_stream = None
-
-
-def command(name: str):
-    def register(func):
-        COMMANDS[name] = func
-        return func
-
-    return register
+from training.commands import COMMANDS
+from training.console import run_command
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """Data/model/fit flags shared by ``train`` and later ``check``; one per config field."""
+    """Data/model/fit flags shared by ``train`` and ``check``; one per config field."""
     parser.add_argument("data", help="folder of class subfolders, train/val splits, or a .zip")
     parser.add_argument("--backbone", required=True, help="see `python -m training backbones`")
     parser.add_argument("--weights", default="imagenet", help="imagenet | none | PATH")
@@ -84,37 +69,6 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="data-parallel over N devices (JAX); auto: every GPU when there are several",
     )
-
-
-def config_from_args(args: argparse.Namespace):
-    from training.config import TrainConfig
-
-    fields = {
-        "data": args.data,
-        "backbone": args.backbone,
-        "weights": args.weights,
-        "image_size": args.image_size,
-        "batch_size": args.batch_size,
-        "epochs_head": args.epochs_head,
-        "epochs_finetune": args.epochs_finetune,
-        "unfreeze": args.unfreeze,
-        "lr": args.lr,
-        "finetune_lr": args.finetune_lr,
-        "l2": args.l2,
-        "dropout": args.dropout,
-        "head_units": args.head_units,
-        "optimizer": args.optimizer,
-        "schedule": args.schedule,
-        "label_smoothing": args.label_smoothing,
-        "augment": args.augment,
-        "class_weights": args.class_weights,
-        "val_split": args.val_split,
-        "seed": args.seed,
-        "precision": args.precision,
-        "jit": args.jit,
-        "devices": args.devices,
-    }
-    return TrainConfig(**fields)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -179,28 +133,5 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    global _json_stream
     args = build_parser().parse_args(argv)
-    _json_stream = sys.stdout
-    quiet_stdout = (
-        contextlib.redirect_stdout(sys.stderr)
-        if getattr(args, "json", False)
-        else contextlib.nullcontext()
-    )
-    try:
-        import training.commands  # noqa: F401  (registers the command functions)
-
-        with quiet_stdout:
-            return COMMANDS[args.command](args)
-    except BabysitterError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
-    except KeyboardInterrupt:
-        print("\ninterrupted: run the same command again to resume.", file=sys.stderr)
-        return 130
-
-
-def emit_json(payload: object) -> None:
-    """Print one JSON document on the real stdout (see ``_json_stream``)."""
-    stream = _json_stream or sys.stdout
-    print(json.dumps(payload, indent=2, default=str), file=stream, flush=True)
+    return run_command(lambda: COMMANDS[args.command](args), getattr(args, "json", False))

@@ -1,18 +1,27 @@
-"""What each ``python -m training`` command does; argument parsing lives in ``training.cli``."""
+"""What each ``python -m training`` command does; argument parsing lives in ``training.cli``,
+which finds each command here by name (``COMMANDS``)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
-from training.cli import command, config_from_args, emit_json
-from training.runs import RunStore
-from training.runs_report import format_run, format_run_list, run_to_dict
+from training.config import TrainConfig
+from training.console import emit_json, print_result, to_stderr
+from training.store import RunStore
+from training.store.report import format_run, format_run_list, run_to_dict
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
 
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr)
+def command(name: str):
+    def register(func):
+        COMMANDS[name] = func
+        return func
+
+    return register
 
 
 @command("audit")
@@ -63,8 +72,8 @@ def train(args: argparse.Namespace) -> int:
     from training.errors import TrainingDiverged
     from training.fit import train as run_training
 
-    config = config_from_args(args)
-    echo = _stderr if args.json else print
+    config = TrainConfig.from_args(args)
+    echo = to_stderr if args.json else print
     try:
         result = run_training(config, verbose=0 if args.json else 1, echo=echo)
     except TrainingDiverged as stopped:
@@ -91,10 +100,12 @@ def train(args: argparse.Namespace) -> int:
 @command("check")
 def check(args: argparse.Namespace) -> int:
     from training.babysit.findings import format_findings
-    from training.babysit.gate import run_gate
+    from training.gate import run_gate
 
     result = run_gate(
-        config_from_args(args), verbose=0 if args.json else 1, echo=_stderr if args.json else print
+        TrainConfig.from_args(args),
+        verbose=0 if args.json else 1,
+        echo=to_stderr if args.json else print,
     )
     if args.json:
         emit_json(
@@ -110,22 +121,6 @@ def check(args: argparse.Namespace) -> int:
         print(format_findings(result.findings, title=f"Sanity gate, run {result.run_id}"))
         print(f"\nGate {result.status} in {result.seconds:.0f} s.")
     return 1 if result.status == "fail" else 0
-
-
-def print_result(run_id: str, summary: dict) -> None:
-    """The few numbers a user wants after a run, and where it is."""
-    print()
-    print(f"Run {run_id} completed in {summary.get('seconds', 0):.0f} s.")
-    for split in ("train", "val", "test"):
-        if split in summary:
-            scores = summary[split]
-            print(
-                f"  {split:<5} accuracy {scores['accuracy']:.1%}  loss {scores['loss']:.4f}  "
-                f"({scores['images']} images)"
-            )
-    if "gap" in summary:
-        print(f"  gap (train - val accuracy): {summary['gap']:+.1%}")
-    print(f"  model: {summary['model']}")
 
 
 @command("runs")
@@ -156,7 +151,7 @@ def runs(args: argparse.Namespace) -> int:
 
 
 def _repair(args: argparse.Namespace) -> int:
-    from training.store_repair import repair
+    from training.store.repair import repair
 
     report = repair()
     if args.json:

@@ -23,6 +23,25 @@ SWITCHES = ("auto", "on", "off")
 # How the work is spread, not what it computes: a run resumed on other devices is the same run.
 FINGERPRINT_FREE = ("devices",)
 CLASS_WEIGHTS = ("none", "balanced")
+BOUNDS: dict[str, tuple[float, float]] = {
+    "image_size": (8, 2048),
+    "batch_size": (1, 65536),
+    "epochs_head": (0, 100_000),
+    "epochs_finetune": (0, 100_000),
+    "head_units": (0, 65536),
+    "seed": (0, 2**31 - 1),
+    "unfreeze": (0, 10_000),
+    "lr": (0.0, 10.0),
+    "finetune_lr": (0.0, 10.0),
+    "l2": (0.0, 100.0),
+    "dropout": (0.0, 0.95),
+    "label_smoothing": (0.0, 0.5),
+    "val_split": (0.0, 0.9),
+}
+"""What a numeric field accepts at all, for a run and for a search's ``--space`` alike; a search
+or advice stays inside the narrower ``SEARCH_LIMITS``."""
+OPEN_LOW = ("lr", "finetune_lr")
+"""Fields whose low bound is excluded: a learning rate of 0 trains nothing."""
 SEARCH_LIMITS: dict[str, tuple[float, float]] = {
     "lr": (1e-8, 1.0),
     "finetune_lr": (1e-8, 1.0),
@@ -97,21 +116,15 @@ class TrainConfig:
         self.validate()
 
     def validate(self) -> None:
-        """Raise ConfigError naming the first field that is out of range."""
-        _check_int("image_size", self.image_size, 8, 2048, allow_none=True)
-        _check_int("batch_size", self.batch_size, 1, 65536)
-        _check_int("epochs_head", self.epochs_head, 0, 100_000)
-        _check_int("epochs_finetune", self.epochs_finetune, 0, 100_000)
-        _check_int("head_units", self.head_units, 0, 65536)
-        _check_int("seed", self.seed, 0, 2**31 - 1)
+        """Raise ConfigError naming the first field that is out of range (see ``BOUNDS``)."""
+        if self.image_size is not None:
+            check_int("image_size", self.image_size, *BOUNDS["image_size"])
+        for name in ("batch_size", "epochs_head", "epochs_finetune", "head_units", "seed"):
+            check_int(name, getattr(self, name), *BOUNDS[name])
         if self.unfreeze not in (None, "all"):
-            _check_int("unfreeze", self.unfreeze, 0, 10_000)
-        _check_float("lr", self.lr, 0.0, 10.0, open_low=True)
-        _check_float("finetune_lr", self.finetune_lr, 0.0, 10.0, open_low=True)
-        _check_float("l2", self.l2, 0.0, 100.0)
-        _check_float("dropout", self.dropout, 0.0, 0.95)
-        _check_float("label_smoothing", self.label_smoothing, 0.0, 0.5)
-        _check_float("val_split", self.val_split, 0.0, 0.9)
+            check_int("unfreeze", self.unfreeze, *BOUNDS["unfreeze"])
+        for name in ("lr", "finetune_lr", "l2", "dropout", "label_smoothing", "val_split"):
+            _check_float(name, getattr(self, name))
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("schedule", self.schedule, SCHEDULES)
         _check_choice("precision", self.precision, PRECISIONS)
@@ -135,6 +148,12 @@ class TrainConfig:
         if self.unfreeze is None:
             return 2 if self.pretrained else "all"
         return self.unfreeze
+
+    @classmethod
+    def from_args(cls, args: Any) -> TrainConfig:
+        """The config of a parsed ``train``/``check`` command line: every field its flag set."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in vars(args).items() if k in names})
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -199,9 +218,8 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _check_int(name: str, value: Any, low: int, high: int, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
+def check_int(name: str, value: Any, low: int, high: int, hint: str = "") -> None:
+    """A FieldError, in flags, unless ``value`` is an integer in [low, high]."""
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise FieldError(
             f"Expected {_flag(name)} to be an integer in [{low}, {high}]. Received: {value!r}.",
@@ -209,10 +227,12 @@ def _check_int(name: str, value: Any, low: int, high: int, allow_none: bool = Fa
             value,
             low,
             high,
+            hint,
         )
 
 
-def _check_float(name: str, value: Any, low: float, high: float, open_low: bool = False) -> None:
+def _check_float(name: str, value: Any) -> None:
+    (low, high), open_low = BOUNDS[name], name in OPEN_LOW
     ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
     if ok:
         ok = (low < value if open_low else low <= value) and value <= high

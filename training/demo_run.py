@@ -10,8 +10,9 @@ from __future__ import annotations
 import sys
 
 from training.config import TrainConfig
+from training.console import emit_json, print_result
 from training.errors import WeightsError
-from training.runs import RunStore
+from training.store import RunStore
 
 DEMO_BACKBONE = "MobileNetV2"
 DEMO_IMAGE_SIZE = 48
@@ -38,7 +39,6 @@ def demo_config(data: str, backbone: str, weights: str) -> TrainConfig:
 
 def run_demo(backbone: str | None = None, as_json: bool = False) -> int:
     from training.backbones import get_backbone
-    from training.commands import print_result
     from training.data.demo import make_demo_dataset
     from training.fit import train
     from training.prepare import audit_path
@@ -60,7 +60,7 @@ def run_demo(backbone: str | None = None, as_json: bool = False) -> int:
         spec.build(DEMO_IMAGE_SIZE, "imagenet")
     except WeightsError as error:
         weights = "none"
-        reason = _first_line(error)
+        reason = _first_sentence(error)
         echo(
             f"\nImageNet weights for {spec.name} could not be downloaded here ({reason})."
             "\nThe demo therefore trains from RANDOM initial weights: expect lower accuracy than "
@@ -69,8 +69,6 @@ def run_demo(backbone: str | None = None, as_json: bool = False) -> int:
     config = demo_config(str(data_dir), spec.name, weights)
     result = train(config, store, verbose=0 if as_json else 1, echo=echo)
     if as_json:
-        from training.cli import emit_json
-
         emit_json({"run_id": result.run_id, "dataset": str(data_dir), **result.summary})
         return 0
     print_result(result.run_id, result.summary)
@@ -90,6 +88,6 @@ def _class_counts(report) -> dict[str, int]:
     return counts
 
 
-def _first_line(error: Exception) -> str:
-    text = str(error)
-    return text.split(". ")[0]
+def _first_sentence(error: Exception) -> str:
+    """What failed; the rest of a ``WeightsError`` is advice (--weights none) the demo follows."""
+    return str(error).split(". ")[0]

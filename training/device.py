@@ -12,13 +12,20 @@ from pathlib import Path
 import keras
 
 
+def accelerators() -> list[str]:
+    """The GPUs/TPUs Keras sees (empty on a CPU-only machine)."""
+    return [
+        d
+        for d in keras.distribution.list_devices()
+        if str(d).split(":")[0].lower() in ("gpu", "tpu", "cuda")
+    ]
+
+
 def accelerator() -> str | None:
     """ "gpu" or "tpu" when Keras sees one, else None (CPU only)."""
-    for device in keras.distribution.list_devices():
-        kind = str(device).split(":")[0].lower()
-        if kind in ("gpu", "tpu", "cuda"):
-            return "gpu" if kind == "cuda" else kind
-    return None
+    found = accelerators()
+    kind = str(found[0]).split(":")[0].lower() if found else None
+    return "gpu" if kind == "cuda" else kind
 
 
 def resolve_precision(precision: str) -> str:

@@ -23,7 +23,7 @@ import keras
 
 from training.errors import BackendError, ConfigError, ExportError
 from training.predict import load_model_file, resolve_model_path
-from training.runs import RunStore
+from training.store import RunStore
 
 FORMATS = {"keras": "model.keras", "savedmodel": "saved_model", "tflite": "model.tflite"}
 SUFFIXES = {"keras": ".keras", "tflite": ".tflite"}

@@ -15,9 +15,8 @@ whole; a write that fails (a full disk) leaves the run interrupted, so the same 
 
 from __future__ import annotations
 
-import contextlib
 import json
-import sqlite3
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,16 +35,17 @@ from training.batchnorm import recalibrate_batchnorm, speed_up_moving_averages
 from training.blocks import set_trainable_top_blocks
 from training.callbacks import RunLogger, ThrottledBackupAndRestore
 from training.config import TrainConfig
-from training.data.batches import ImageBatches
+from training.data.batches import ImageBatches, batch_multiple
 from training.device import accelerator, apply_precision, resolve_jit, use_compilation_cache
-from training.errors import BabysitterError, TrainingDiverged, WriteError
+from training.errors import TrainingDiverged
 from training.feature_cache import cached_features
 from training.losses import classification_loss
 from training.model import Classifier, build_classifier
-from training.parallel import batch_multiple, data_parallel
+from training.optimizers import make_optimizer
+from training.parallel import data_parallel
 from training.prepare import PreparedData, prepare_for_config, resolve_model_config
-from training.runs import RunStore
 from training.schedules import schedule_rate
+from training.store import RunStore
 
 
 @dataclass
@@ -53,15 +53,6 @@ class TrainResult:
     run_id: str
     summary: dict
     findings: list[dict] = field(default_factory=list)
-
-
-def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
-    """Adam for most runs; AdamW and SGD with Nesterov momentum for the tuner to compare."""
-    if name == "adamw":
-        return keras.optimizers.AdamW(learning_rate, weight_decay=1e-4)
-    if name == "sgd":
-        return keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True)
-    return keras.optimizers.Adam(learning_rate)
 
 
 def balanced_class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -130,31 +121,9 @@ def _train_stored(config, spec, image_size, data, store, verbose, echo, on_run) 
     if on_run is not None:
         on_run(run.id)
     store.append_event(run.id, {"event": "started", "splits": data.split_counts()})
-    try:
+    with store.tracking(run.id):
         summary, findings = _train_run(config, spec, image_size, data, store, run.id, verbose, echo)
-    except KeyboardInterrupt:
-        store.set_status(run.id, "interrupted", error="interrupted by the user")
-        raise
-    except TrainingDiverged:
-        raise  # already stored as failed, with its findings
-    except WriteError as error:
-        _keep_resumable(store, run.id, error)
-        raise
-    except BabysitterError as error:
-        store.set_status(run.id, "failed", error=str(error))
-        raise
-    except Exception as error:
-        store.set_status(run.id, "failed", error=f"{type(error).__name__}: {error}")
-        raise
     return TrainResult(run.id, summary, findings)
-
-
-def _keep_resumable(store: RunStore, run_id: str, error: WriteError) -> None:
-    """Mark the run interrupted, so the same command resumes it. On a full disk the store may
-    refuse that write too: the user still sees the first error, and a run left 'running' by a
-    process that is gone is resumed all the same."""
-    with contextlib.suppress(BabysitterError, sqlite3.Error):
-        store.set_status(run_id, "interrupted", error=str(error))
 
 
 def _train_run(
@@ -387,6 +356,13 @@ def _phase_finetune(config, clf, data, store, run_id, weights, jit, watch, verbo
     )
 
 
+def _best_val_accuracy(histories: dict[str, list[dict]]) -> float | None:
+    """The best epoch's validation accuracy over both phases (None without validation)."""
+    scores = [e.get("val_accuracy", math.nan) for h in histories.values() for e in h]
+    finite = [s for s in scores if isinstance(s, int | float) and math.isfinite(s)]
+    return max(finite, default=None)
+
+
 def _stored_histories(store: RunStore, run_id: str) -> dict[str, list[dict]]:
     """Every phase's epochs as the store holds them: after a resume, this process saw only the
     epochs it ran, while the history file and the diagnoses must cover the whole run."""
@@ -408,6 +384,7 @@ def _finish(config, clf, data, store, run_id, outcome, watch, policy, started):
         "classes": data.class_names,
         "splits": data.split_counts(),
         "epochs": {phase: len(h) for phase, h in histories.items()},
+        "best_val_accuracy": _best_val_accuracy(histories),
         "devices": batch_multiple(),
     }
     findings = [*audit_findings(data.audit), outcome.label_noise, watch.finding()]

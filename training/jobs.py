@@ -23,32 +23,38 @@ runs. The wrapper copies the command's output to the log without TensorFlow's C+
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import shlex
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
+import training
 from training.errors import BabysitterError, RunNotFoundError
 from training.job_log import copy_quietly
-from training.runs import Run, RunStore, _now, pid_alive, shown_status
+from training.store import Run, RunStore, pid_alive, shown_status
+from training.store.jobs import (
+    RESUMABLE,
+    Job,
+    get_job,
+    job_folder,
+    list_jobs,
+    record_job,
+    update_job,
+)
 
-JOB_STATUSES = ("running", "completed", "failed", "cancelled", "interrupted")
 MODULES = ("training", "tuner")
-RESUMABLE = {"tuner search", "training train"}
 RUN_KINDS = {"tuner search": "search", "training train": "train", "training check": "check"}
 JOB_ENV = "BABYSITTER_JOB_ID"
 LOG_NAME = "job.log"
 EXIT_NAME = "exit_code"
 CHILD_PID_NAME = "child.pid"
 GRACE_S = 10.0
-ROOT = Path(__file__).resolve().parents[1]
+# The job runs in the folder that holds the ``training`` package: ``python -m`` and ``-c`` look in
+# the working folder first, so the job runs the code the app runs, from a project folder or from
+# an installed package, with no import path to set.
+ROOT = Path(training.__file__).resolve().parents[1]
 
 # Wrappers this process launched: polling them reaps them (a finished child of ours would
 # otherwise linger as a zombie that still answers ``kill(pid, 0)``).
@@ -60,85 +66,6 @@ _BOOT = (
     "module = sys.argv[1]; sys.argv = [module] + sys.argv[2:]; "
     "runpy.run_module(module, run_name='__main__', alter_sys=True)"
 )
-
-
-@dataclass(frozen=True)
-class Job:
-    """One row of the ``jobs`` table."""
-
-    id: int
-    run_id: str | None
-    kind: str
-    command: list[str]
-    pid: int | None
-    status: str
-    log_path: Path
-    created_at: str
-    updated_at: str
-    exit_code: int | None
-
-    @property
-    def command_line(self) -> str:
-        """The command as a person would type it (for display only; never run through a shell)."""
-        return shlex.join(["python", "-m", *self.command])
-
-    @property
-    def folder(self) -> Path:
-        return self.log_path.parent
-
-    @property
-    def resumable(self) -> bool:
-        return self.kind in RESUMABLE and self.status in ("cancelled", "interrupted", "failed")
-
-
-def jobs_dir(store: RunStore) -> Path:
-    """``$BABYSITTER_HOME/jobs``: one folder per job (log, exit code, child pid)."""
-    path = store.home / "jobs"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def _job_from_row(row: Any) -> Job:
-    return Job(
-        id=row["id"],
-        run_id=row["run_id"],
-        kind=row["kind"],
-        command=json.loads(row["command_json"]),
-        pid=row["pid"],
-        status=row["status"],
-        log_path=Path(row["log_path"]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        exit_code=row["exit_code"],
-    )
-
-
-def get_job(store: RunStore, job_id: int) -> Job:
-    with store._connect() as conn:
-        row = conn.execute("SELECT * FROM jobs WHERE id = ?", (int(job_id),)).fetchone()
-    if row is None:
-        raise BabysitterError(f"No job {job_id} in {store.home}.")
-    return _job_from_row(row)
-
-
-def list_jobs(store: RunStore, status: str | None = None) -> list[Job]:
-    """Jobs, newest first, optionally of one status."""
-    with store._connect() as conn:
-        rows = conn.execute(
-            "SELECT * FROM jobs WHERE (?1 IS NULL OR status = ?1) ORDER BY id DESC", (status,)
-        ).fetchall()
-    return [_job_from_row(r) for r in rows]
-
-
-def _update(store: RunStore, job_id: int, only_running: bool = False, **fields: Any) -> bool:
-    sets = ", ".join(f"{name} = ?" for name in fields)
-    where = "id = ?" + (" AND status = 'running'" if only_running else "")
-    with store._connect(write=True) as conn:
-        cur = conn.execute(
-            f"UPDATE jobs SET {sets}, updated_at = ? WHERE {where}",
-            (*fields.values(), _now(), int(job_id)),
-        )
-    return cur.rowcount > 0
 
 
 def _check_args(args: list[str]) -> None:
@@ -160,10 +87,9 @@ def start_job(store: RunStore, args: list[str]) -> Job:
     """
     args = [str(a) for a in args]
     _check_args(args)
-    job_id = _record(store, args)
-    log_path = jobs_dir(store) / str(job_id) / LOG_NAME
+    job_id = record_job(store, args)
+    log_path = job_folder(store, job_id) / LOG_NAME
     env = {**os.environ, "BABYSITTER_HOME": str(store.home), "PYTHONUNBUFFERED": "1"}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     wrapper = [sys.executable, "-m", "training.jobs", "run", str(job_id), "--"]
     wrapper += [sys.executable, "-c", _BOOT, *args]
     try:
@@ -179,25 +105,11 @@ def start_job(store: RunStore, args: list[str]) -> Job:
                 close_fds=True,
             )
     except OSError as error:
-        _update(store, job_id, status="failed", log_path=str(log_path), exit_code=-1)
+        update_job(store, job_id, status="failed", log_path=str(log_path), exit_code=-1)
         raise BabysitterError(f"Could not start job {job_id}: {error}") from error
     _LAUNCHED[proc.pid] = proc
-    _update(store, job_id, pid=proc.pid, log_path=str(log_path))
+    update_job(store, job_id, pid=proc.pid, log_path=str(log_path))
     return get_job(store, job_id)
-
-
-def _record(store: RunStore, args: list[str]) -> int:
-    """The job's row (status running, no process yet) and its folder; its id."""
-    now = _now()
-    with store._connect(write=True) as conn:
-        cur = conn.execute(
-            "INSERT INTO jobs (kind, command_json, status, log_path, created_at, updated_at)"
-            " VALUES (?, ?, 'running', '', ?, ?)",
-            (f"{args[0]} {args[1]}", json.dumps(args), now, now),
-        )
-        job_id = int(cur.lastrowid)
-    (jobs_dir(store) / str(job_id)).mkdir(parents=True, exist_ok=True)
-    return job_id
 
 
 def _proc_stat(pid: int) -> list[str] | None:
@@ -281,7 +193,7 @@ def _link(store: RunStore, job_id: int) -> Job:
     """Write the job's run into its row once the run exists; the job as it is now."""
     job = get_job(store, job_id)
     if job.run_id is None and (run_id := _link_run(store, job)):
-        _update(store, job.id, run_id=run_id)
+        update_job(store, job.id, run_id=run_id)
         job = get_job(store, job_id)
     return job
 
@@ -298,7 +210,7 @@ def refresh(store: RunStore) -> list[Job]:
             continue
         code = _read_int(job.folder / EXIT_NAME)
         if code is None:
-            _update(store, job.id, only_running=True, status="interrupted")
+            update_job(store, job.id, only_running=True, status="interrupted")
         else:
             _finish(store, job.id, code)
         _settle_run(store, _link(store, job.id))
@@ -319,8 +231,8 @@ def _settle_run(store: RunStore, job: Job) -> None:
 def _finish(store: RunStore, job_id: int, code: int) -> None:
     """Record the exit code; status by it unless the job was cancelled meanwhile."""
     status = "completed" if code == 0 else "failed"
-    if not _update(store, job_id, only_running=True, status=status, exit_code=code):
-        _update(store, job_id, exit_code=code)
+    if not update_job(store, job_id, only_running=True, status=status, exit_code=code):
+        update_job(store, job_id, exit_code=code)
 
 
 def cancel(store: RunStore, job_id: int, grace_s: float = GRACE_S) -> Job:
@@ -328,7 +240,7 @@ def cancel(store: RunStore, job_id: int, grace_s: float = GRACE_S) -> Job:
     job = get_job(store, job_id)
     if job.status != "running":
         return job
-    _update(store, job.id, status="cancelled")
+    update_job(store, job.id, status="cancelled")
     if job.pid and _wrapper_alive(job):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(job.pid, signal.SIGTERM)
@@ -398,17 +310,13 @@ def log_tail(job: Job, max_bytes: int = 20_000) -> str:
     return "\n".join(line.split("\r")[-1] for line in text.splitlines())
 
 
-def age_s(job: Job) -> float:
-    return (datetime.now(UTC) - datetime.fromisoformat(job.created_at)).total_seconds()
-
-
 def _wrap(job_id: int, command: list[str]) -> int:
     """The wrapper's body: run the command, copy its output to the log without TensorFlow's
     start-up noise, then link its run and record its exit code."""
     signal.signal(signal.SIGTERM, lambda *_: None)  # the child gets it too; we wait and record
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     store = RunStore()
-    folder = jobs_dir(store) / str(job_id)
+    folder = job_folder(store, job_id)
     env = {**os.environ, JOB_ENV: str(job_id)}  # the run records it: see _link_run
     try:
         child = subprocess.Popen(

@@ -17,18 +17,10 @@ from collections.abc import Iterator
 
 import keras
 
+from training.device import accelerators
 from training.errors import ConfigError
 
 VIRTUAL_CPU_HINT = "XLA_FLAGS=--xla_force_host_platform_device_count=N"
-
-
-def accelerators() -> list[str]:
-    """The GPUs/TPUs Keras sees (empty on a CPU-only machine)."""
-    return [
-        d
-        for d in keras.distribution.list_devices()
-        if str(d).split(":")[0].lower() in ("gpu", "tpu", "cuda")
-    ]
 
 
 def resolve_devices(setting: int | str) -> list[str]:
@@ -74,13 +66,3 @@ def data_parallel(setting: int | str, batch_size: int) -> Iterator[int]:
         )
     with keras.distribution.DataParallel(devices=devices).scope():
         yield n
-
-
-def batch_multiple() -> int:
-    """How many ways the current distribution splits a batch (1 outside :func:`data_parallel`)."""
-    dist = keras.distribution.distribution()
-    if dist is None:
-        return 1
-    mesh = dist.device_mesh
-    axis = mesh.axis_names.index(dist.batch_dim_name)
-    return int(mesh.shape[axis])

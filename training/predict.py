@@ -19,7 +19,7 @@ import training.losses  # noqa: F401
 from training.data.archive import ArchiveLimits, check_zip_entries
 from training.data.images import load_rgb
 from training.errors import BabysitterError, ConfigError, ImageError, ModelFileError
-from training.runs import RunStore
+from training.store import RunStore
 
 MAX_MODEL_BYTES = 4 * 1024**3
 MODEL_LIMITS = ArchiveLimits(

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from collections.abc import Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
 
-from training import cli as training_cli
-from training.errors import BabysitterError, ConfigError
-
-KT_ENV = ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT")
+from training.console import run_command
+from tuner.commands import run_search
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,43 +63,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def configure_distribution(role: str | None) -> None:
-    """Keras Tuner reads its mode from the environment: set it from ``--distributed`` only."""
-    if role is None:
-        for name in KT_ENV:
-            os.environ.pop(name, None)
-        return
-    missing = [
-        n for n in ("KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT") if not os.environ.get(n)
-    ]
-    if missing:
-        raise ConfigError(
-            f"--distributed {role} needs {' and '.join(missing)} set (the chief's address, e.g. "
-            "KERASTUNER_ORACLE_IP=127.0.0.1 KERASTUNER_ORACLE_PORT=8000)."
-        )
-    if role == "chief":
-        os.environ["KERASTUNER_TUNER_ID"] = "chief"
-    elif os.environ.get("KERASTUNER_TUNER_ID", "chief") == "chief":
-        raise ConfigError(
-            "--distributed worker needs a unique KERASTUNER_TUNER_ID per worker (e.g. tuner0)."
-        )
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    training_cli._json_stream = sys.stdout
-    try:
-        from tuner.commands import run_search
-
-        if args.json:
-            import contextlib
-
-            with contextlib.redirect_stdout(sys.stderr):
-                return run_search(args)
-        return run_search(args)
-    except BabysitterError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
-    except KeyboardInterrupt:
-        print("\ninterrupted: run the same command with --resume to continue.", file=sys.stderr)
-        return 130
+    return run_command(lambda: run_search(args), args.json, "run it again with --resume")

@@ -3,11 +3,36 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 
-from training.cli import emit_json
-from tuner.cli import configure_distribution
+from training.console import emit_json
+from training.errors import ConfigError
+
+KT_ENV = ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT")
+
+
+def configure_distribution(role: str | None) -> None:
+    """Keras Tuner reads its mode from the environment: set it from ``--distributed`` only."""
+    if role is None:
+        for name in KT_ENV:
+            os.environ.pop(name, None)
+        return
+    missing = [
+        n for n in ("KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT") if not os.environ.get(n)
+    ]
+    if missing:
+        raise ConfigError(
+            f"--distributed {role} needs {' and '.join(missing)} set (the chief's address, e.g. "
+            "KERASTUNER_ORACLE_IP=127.0.0.1 KERASTUNER_ORACLE_PORT=8000)."
+        )
+    if role == "chief":
+        os.environ["KERASTUNER_TUNER_ID"] = "chief"
+    elif os.environ.get("KERASTUNER_TUNER_ID", "chief") == "chief":
+        raise ConfigError(
+            "--distributed worker needs a unique KERASTUNER_TUNER_ID per worker (e.g. tuner0)."
+        )
 
 
 def run_search(args: argparse.Namespace) -> int:

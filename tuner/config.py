@@ -14,7 +14,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from training.backbones import BackboneSpec, get_backbone
-from training.config import PRECISIONS, SWITCHES, FieldError, TrainConfig, normalize_weights
+from training.config import (
+    BOUNDS,
+    PRECISIONS,
+    SWITCHES,
+    FieldError,
+    TrainConfig,
+    check_int,
+    normalize_weights,
+)
 from training.errors import ConfigError
 from tuner.space import parse_overrides
 
@@ -62,8 +70,8 @@ class SearchConfig:
             raise FieldError(
                 f"--backbone lists a backbone twice: {self.backbones}.", "backbones", self.backbones
             )
-        _positive("trials", self.trials, 1, 10_000)
-        _positive("stages", self.stages, 1, 20)
+        check_int("trials", self.trials, 1, 10_000)
+        check_int("stages", self.stages, 1, 20)
         if self.stages > self.trials:
             raise FieldError(
                 f"Expected --stages ({self.stages}) to be at most --trials ({self.trials}): "
@@ -73,9 +81,10 @@ class SearchConfig:
                 high=self.trials,
                 hint="every stage needs at least one trial",
             )
-        _positive("epochs_head", self.epochs_head, 1, 100_000)
-        _positive("epochs_finetune", self.epochs_finetune, 0, 100_000)
-        _positive("top_k", self.top_k, 0, self.trials, hint="one fine-tune per trial at most")
+        # Trials are head trials: a search needs at least one head epoch.
+        check_int("epochs_head", self.epochs_head, 1, BOUNDS["epochs_head"][1])
+        check_int("epochs_finetune", self.epochs_finetune, *BOUNDS["epochs_finetune"])
+        check_int("top_k", self.top_k, 0, self.trials, hint="one fine-tune per trial at most")
         if self.image_size is not None:
             for spec in specs:
                 _fits(spec, self.image_size)
@@ -122,19 +131,6 @@ class SearchConfig:
             for name in mine
             if name not in RESUME_FREE and stored.get(name) != mine[name]
         ]
-
-
-def _positive(name: str, value: Any, low: int, high: int, hint: str = "") -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        flag = "--" + name.replace("_", "-")
-        raise FieldError(
-            f"Expected {flag} to be an integer in [{low}, {high}]. Received: {value!r}.",
-            name,
-            value,
-            low,
-            high,
-            hint,
-        )
 
 
 def _fits(spec: BackboneSpec, image_size: Any) -> None:

@@ -12,8 +12,8 @@ the shapes lives in a variable or in the data, not in the compiled graph:
 
 - head width: a mask over a hidden layer of the widest size.
 
-Only (hidden layer or not, optimizer) picks a compiled model, so a whole search compiles at
-most six; ``steps_per_execution`` runs a whole epoch in one compiled call.
+Only (hidden layer or not, optimizer) picks a compiled model, so a search compiles at most six
+per backbone (one trainer each); ``steps_per_execution`` runs a whole epoch in one compiled call.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import keras
 import numpy as np
 
 from training.babysit.thresholds import EXPLOSION_FACTOR
+from training.optimizers import make_optimizer
 from training.schedules import schedule_rate
 
 
@@ -108,14 +109,6 @@ class HeadResult:
     val_loss: float = math.inf
     seconds: float = 0.0
     exploded: dict | None = None
-
-
-def _optimizer(name: str) -> keras.optimizers.Optimizer:
-    if name == "adamw":
-        return keras.optimizers.AdamW(1e-3, weight_decay=1e-4)
-    if name == "sgd":
-        return keras.optimizers.SGD(1e-3, momentum=0.9, nesterov=True)
-    return keras.optimizers.Adam(1e-3)
 
 
 class _HeadWatch(keras.callbacks.Callback):
@@ -223,7 +216,7 @@ class HeadTrainer:
             model = keras.Model(features, logits, name=f"head_{key[0]}_{optimizer}")
             steps = max(1, math.ceil(len(self.train_x) / self.batch_size))
             model.compile(
-                optimizer=_optimizer(optimizer),
+                optimizer=make_optimizer(optimizer, 1e-3),  # the schedule sets the rate
                 loss=keras.losses.CategoricalCrossentropy(from_logits=True),
                 metrics=[
                     "accuracy",

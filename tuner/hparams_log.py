@@ -21,10 +21,6 @@ except ImportError:  # pragma: no cover - the GPU machine has no TensorBoard
 METRICS = ("val_accuracy", "val_loss", "accuracy", "loss")
 
 
-def available() -> bool:
-    return summary_v2 is not None
-
-
 def _plain(value):
     return value if isinstance(value, bool | int | float | str) else str(value)
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import keras_tuner as kt
 
-from training.runs import RunStore
-from training.trials import record_trial, trials
+from training.store import RunStore
+from training.store.trials import record_trial, trials
 from tuner import hparams_log
 from tuner.resume import save_state
 

@@ -6,9 +6,9 @@
    the cached features (``tuner.heads``: compiled once, milliseconds per epoch). Each stage after
    the first narrows the ranges around the best trials, or widens one whose best value sits at
    its edge (``tuner.stages``).
-3. The top K configurations are fine-tuned in full by ``training.fit.train`` (two phases, stored
-   as train runs with their own findings); the best becomes the search run's model. With
-   ``--top-k 0`` the search stops at the best head configuration and trains no model.
+3. The top K configurations are fine-tuned in full (``tuner.finetune``: two-phase train runs
+   with their own findings); the best becomes the search run's model. With ``--top-k 0`` the
+   search stops at the best head configuration and trains no model.
 
 Everything is in the run store as it happens; Keras Tuner's own files (one project per stage)
 make a killed search resumable: finished trials are kept, the interrupted one is redone.
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,19 +25,19 @@ from pathlib import Path
 
 import keras
 import keras_tuner as kt
-import numpy as np
 
-from training.atomic import atomic_path, write_text
+from training.atomic import write_text
 from training.babysit.findings import Finding, as_dicts
 from training.backbones import get_backbone
 from training.device import use_compilation_cache
-from training.errors import BabysitterError, ConfigError, TrainingDiverged
-from training.fit import backbone_features, recalibrate, train
+from training.errors import ConfigError
+from training.fit import backbone_features, recalibrate
 from training.model import build_classifier
 from training.prepare import PreparedData, prepare_data
-from training.runs import RunStore
-from training.trials import record_stage, stages, trials
+from training.store import RunStore
+from training.store.trials import record_stage, stages, trials
 from tuner.config import SearchConfig
+from tuner.finetune import finetune_top, head_only_summary
 from tuner.heads import HeadHyperparameters, HeadTrainer
 from tuner.oracles import HISTORY_FILE, make_oracle
 from tuner.resume import repair_trials, save_state
@@ -156,26 +155,20 @@ def search(
         _run_stages(config, trainers, store, run.id, echo, role)
         return None
     run = _open_run(config, data, store, resume, echo)
-    try:
+    with store.tracking(run.id, resume="run it again with --resume"):
         searching = time.perf_counter()
         findings = _run_stages(config, trainers, store, run.id, echo, role)
         finetuning = time.perf_counter()
         if config.top_k > 0:
-            summary, more = _finetune_top(config, store, run.id, echo)
+            summary, more = finetune_top(config, store, run.id, echo)
             findings += more
         else:
-            summary = _head_only_summary(store, run.id)
+            summary = head_only_summary(store, run.id)
         summary["seconds"] = {
             "prepare_and_features": round(searching - started, 2),
             "head_search": round(finetuning - searching, 2),
             "finetune": round(time.perf_counter() - finetuning, 2),
         }
-    except KeyboardInterrupt:
-        store.set_status(run.id, "interrupted", error="interrupted: run again with --resume")
-        raise
-    except Exception as error:
-        store.set_status(run.id, "failed", error=f"{type(error).__name__}: {error}")
-        raise
     store.set_status(run.id, "completed", summary=summary)
     store.append_event(run.id, {"event": "completed", "summary": summary})
     return SearchResult(run.id, summary, as_dicts(store.findings(run.id)) or findings)
@@ -318,7 +311,7 @@ def _run_stages(config, trainers, store, run_id, echo, role) -> list[Finding]:
     space: SearchSpace = _first_space(config, store, dataset)
     done = {s["stage"] for s in stages(store, run_id)}
     findings: list[Finding] = []
-    directory = store.run_dir(run_id) / "tuner"
+    directory = store.artifact(run_id, "tuner")
     recorder = None if role == "worker" else store  # the chief (or the only process) records
     base_port = os.environ.get("KERASTUNER_ORACLE_PORT")
     previous = None
@@ -424,144 +417,3 @@ def _search_as_worker(tuner: HeadTuner, store: RunStore, run_id: str, stage: int
         except grpc.RpcError:
             if not _chief_serves(store, run_id, stage, wait_s=0.1):
                 return
-
-
-def trial_train_overrides(values: dict) -> dict:
-    """A trial's hyperparameters as ``TrainConfig`` fields (fine-tune rate = lr × factor)."""
-    out = {
-        key: values[key]
-        for key in ("lr", "l2", "dropout", "optimizer", "schedule", "label_smoothing")
-        if key in values
-    }
-    if "head_units" in values:
-        out["head_units"] = int(values["head_units"])
-    if "unfreeze" in values:
-        out["unfreeze"] = int(values["unfreeze"])
-    if "finetune_factor" in values and "lr" in values:
-        out["finetune_lr"] = float(values["lr"]) * float(values["finetune_factor"])
-    return out
-
-
-def _completed_trials(store: RunStore, run_id: str) -> list[dict]:
-    completed = [t for t in trials(store, run_id) if t["status"] == "completed"]
-    if not completed:
-        raise ConfigError(
-            "Every trial failed (see `python -m training runs show "
-            f"{run_id}`): the ranges are off. Run `python -m training check` for the lr range."
-        )
-    return completed
-
-
-def _trial_counts(all_trials: list[dict]) -> dict:
-    return {
-        "completed": sum(t["status"] == "completed" for t in all_trials),
-        "failed": sum(t["status"] != "completed" for t in all_trials),
-        "head_seconds_mean": float(np.mean([t["seconds"] for t in all_trials]))
-        if all_trials
-        else 0.0,
-    }
-
-
-def _head_only_summary(store: RunStore, run_id: str) -> dict:
-    """``--top-k 0``: the best head trial is the answer; no model is trained or saved."""
-    best = max(_completed_trials(store, run_id), key=lambda t: t["score"])
-    return {
-        "best_trial": best["trial_id"],
-        "best_run": None,
-        "hyperparameters": best["hyperparameters"],
-        "head_val_accuracy": best["score"],
-        "backbone": best["hyperparameters"].get("backbone")
-        or store.get_run(run_id).config["backbones"][0],
-        "finetuned": [],
-        "trials": _trial_counts(trials(store, run_id)),
-        "model": None,
-    }
-
-
-def _linked_result(store: RunStore, events: list[dict], trial: dict) -> dict | None:
-    """The ``finetuned`` event of a fine-tune whose run completed but was never recorded as
-    done (a kill between the two): its run is reused instead of training a second one."""
-    links = [
-        e
-        for e in events
-        if e.get("event") == "finetune_run" and e.get("trial_id") == trial["trial_id"]
-    ]
-    if not links:
-        return None
-    try:
-        child = store.get_run(links[-1]["run"])
-    except BabysitterError:
-        return None
-    if child.status != "completed" or not child.summary:
-        return None
-    return {
-        "event": "finetuned",
-        "trial_id": trial["trial_id"],
-        "run_id": child.id,
-        "val_accuracy": child.summary.get("val", {}).get("accuracy"),
-        "train_accuracy": child.summary.get("train", {}).get("accuracy"),
-    }
-
-
-def _finetune_top(config: SearchConfig, store: RunStore, run_id: str, echo):
-    """Fine-tune the top K head configurations in full; the best becomes the search's model."""
-    completed = _completed_trials(store, run_id)
-    ranked = sorted(completed, key=lambda t: -t["score"])[: config.top_k]
-    events = store.events(run_id)
-    done = {e["trial_id"]: e for e in events if e.get("event") == "finetuned"}
-    findings: list[Finding] = []
-    for rank, trial in enumerate(ranked, start=1):
-        if trial["trial_id"] not in done and (finished := _linked_result(store, events, trial)):
-            store.append_event(run_id, finished)  # killed after its run ended, before this
-            done[trial["trial_id"]] = finished
-        if trial["trial_id"] in done:
-            continue
-        values = trial["hyperparameters"]
-        backbone = values.get("backbone") or config.backbones[0]
-        train_config = config.train_config(backbone, **trial_train_overrides(values))
-        echo(f"Fine-tuning #{rank} (trial {trial['trial_id']}, head val {trial['score']:.1%})…")
-        # Monitor follows the fine-tune through these: started, then the run it trains in.
-        started = {"event": "finetuning", "trial_id": trial["trial_id"], "rank": rank}
-        store.append_event(run_id, {**started, "of": len(ranked)})
-
-        def link(train_run_id: str, started=started) -> None:
-            store.append_event(run_id, {**started, "event": "finetune_run", "run": train_run_id})
-
-        event = {"event": "finetuned", "trial_id": trial["trial_id"]}
-        try:
-            result = train(train_config, store, verbose=0, echo=echo, on_run=link)
-            event.update(
-                run_id=result.run_id,
-                val_accuracy=result.summary.get("val", {}).get("accuracy"),
-                train_accuracy=result.summary.get("train", {}).get("accuracy"),
-            )
-        except TrainingDiverged as stopped:
-            event.update(run_id=stopped.run_id, error=str(stopped))
-        store.append_event(run_id, event)
-        done[trial["trial_id"]] = event
-    finished = [e for e in done.values() if e.get("val_accuracy") is not None]
-    if not finished:
-        raise ConfigError("Every fine-tune diverged; lower the fine-tune rate range (--space).")
-    best = max(finished, key=lambda e: e["val_accuracy"])
-    child = store.get_run(best["run_id"])
-    for name in ("model", "predictions", "history"):
-        source = store.artifact(child.id, name)
-        if source.exists():
-            with atomic_path(store.artifact(run_id, name)) as temp:
-                shutil.copy(source, temp)
-    best_trial = next(t for t in completed if t["trial_id"] == best["trial_id"])
-    store.add_findings(run_id, store.findings(child.id))
-    all_trials = trials(store, run_id)
-    summary = {
-        "best_trial": best["trial_id"],
-        "best_run": child.id,
-        "hyperparameters": best_trial["hyperparameters"],
-        "head_val_accuracy": best_trial["score"],
-        **{k: child.summary[k] for k in ("train", "val", "test", "gap") if k in child.summary},
-        "backbone": child.summary.get("backbone"),
-        "classes": child.summary.get("classes"),
-        "finetuned": list(done.values()),
-        "trials": _trial_counts(all_trials),
-        "model": str(store.artifact(run_id, "model")),
-    }
-    return summary, findings

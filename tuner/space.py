@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from training.config import OPTIMIZERS, SEARCH_LIMITS
+from training.config import BOUNDS, OPTIMIZERS, SEARCH_LIMITS
 from training.errors import ConfigError
 from training.schedules import SCHEDULES
 
@@ -80,17 +80,26 @@ class _Spec:
 _SPECS: dict[str, _Spec] = {
     "backbone": _Spec(("choice",), str),
     # Overrides may go past the limits on purpose (an lr range that explodes, to test the search);
-    # only narrowing and widening stay inside them.
+    # only narrowing and widening stay inside them. So lr alone has no upper bound here: head
+    # trials take any rate, while a fine-tune's config still refuses one over BOUNDS["lr"].
     "lr": _Spec(("float", "choice"), float, (0.0, math.inf), True, SEARCH_LIMITS["lr"], log=True),
-    "l2": _Spec(("float", "choice"), float, (0.0, 100.0), False, SEARCH_LIMITS["l2"], log=True),
-    "dropout": _Spec(("float", "choice"), float, (0.0, 0.95), False, SEARCH_LIMITS["dropout"]),
+    "l2": _Spec(("float", "choice"), float, BOUNDS["l2"], False, SEARCH_LIMITS["l2"], log=True),
+    "dropout": _Spec(
+        ("float", "choice"), float, BOUNDS["dropout"], False, SEARCH_LIMITS["dropout"]
+    ),
     "optimizer": _Spec(("choice",), str, choices=OPTIMIZERS),
     "schedule": _Spec(("choice",), str, choices=SCHEDULES),
-    "head_units": _Spec(("choice", "int"), int, (0, 65536), False, SEARCH_LIMITS["head_units"]),
-    "label_smoothing": _Spec(
-        ("float", "choice"), float, (0.0, 0.5), False, SEARCH_LIMITS["label_smoothing"]
+    "head_units": _Spec(
+        ("choice", "int"), int, BOUNDS["head_units"], False, SEARCH_LIMITS["head_units"]
     ),
-    "unfreeze": _Spec(("int", "choice"), int, (0, 10_000), False, SEARCH_LIMITS["unfreeze"]),
+    "label_smoothing": _Spec(
+        ("float", "choice"),
+        float,
+        BOUNDS["label_smoothing"],
+        False,
+        SEARCH_LIMITS["label_smoothing"],
+    ),
+    "unfreeze": _Spec(("int", "choice"), int, BOUNDS["unfreeze"], False, SEARCH_LIMITS["unfreeze"]),
     "finetune_factor": _Spec(("float", "choice"), float, (0.0, 1.0), True, (1e-4, 1.0), log=True),
 }
 

@@ -22,11 +22,10 @@ def inspect(name: str, image_size: int, include_top: bool) -> dict:
 
 
 def human(value: float, unit: str = "") -> str:
-    for suffix in ("", "K", "M", "G", "T"):
-        if abs(value) < 1000:
-            return f"{value:.1f}{suffix}{unit}" if suffix else f"{value:.0f}{unit}"
-        value /= 1000
-    return f"{value:.1f}P{unit}"
+    """In ``inspect``'s units; imported on use, as ``inspect`` above has loaded Keras by then."""
+    from training.architecture import human_bytes, human_count
+
+    return human_bytes(value) if unit == "B" else human_count(value)
 
 
 st.title("Architecture")

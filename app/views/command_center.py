@@ -9,7 +9,7 @@ from app.analysis import PERCENT_FORMAT, finding_settings, percent, search_progr
 from app.charts import hyperparameter_chart
 from app.common import pick_run, store
 from training.babysit.advice import in_app_words
-from training.trials import stages, trials
+from training.store.trials import stages, trials
 from tuner.space import spec
 
 st.title("Command center")

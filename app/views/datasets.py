@@ -18,10 +18,11 @@ from app.common import (
     store,
 )
 from app.roots import data_roots, refusal, within_roots
+from training.babysit.thresholds import IMBALANCE_WARN
 from training.data.audit import Leak
 from training.errors import BabysitterError
 from training.prepare import audit_path
-from training.runs import RunStore
+from training.store import RunStore
 
 THUMBS_PER_CLASS = 6
 
@@ -112,7 +113,7 @@ else:
     st.error("Not trainable: " + "; ".join(verdict.reasons))
 for warning in verdict.warnings:
     st.warning(warning)
-if report.imbalance_ratio >= 3:
+if report.imbalance_ratio >= IMBALANCE_WARN:
     st.warning(
         f"Classes are imbalanced ({report.imbalance_ratio:.1f}× between the largest and the "
         "smallest): accuracy will flatter the large classes; look at per-class recall."

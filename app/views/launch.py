@@ -17,8 +17,9 @@ from app import estimate, launch, weights
 from app.common import dataset_picker, show_findings, store
 from training import jobs
 from training.backbones import get_backbone, list_backbones
+from training.data.images import IMAGE_EXTENSIONS
 from training.errors import BabysitterError, ConfigError
-from training.runs import Run, RunStore
+from training.store import Run, RunStore
 from tuner.config import SearchConfig
 
 WEIGHT_CHOICES = {
@@ -45,8 +46,7 @@ def backbone_table() -> list[dict]:
 
 @st.cache_data(ttl=60, show_spinner=False)
 def count_images(folder: str) -> int:
-    suffixes = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
-    return sum(1 for p in Path(folder).rglob("*") if p.suffix.lower() in suffixes)
+    return sum(1 for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
 @st.cache_data(ttl=15, show_spinner=False)

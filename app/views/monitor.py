@@ -31,8 +31,8 @@ from app.common import pick_run, show_findings, store
 from training import jobs
 from training.babysit.advice import in_app_words
 from training.errors import BabysitterError
-from training.runs import Run, RunStore, shown_status
-from training.trials import trials
+from training.store import Run, RunStore, shown_status
+from training.store.trials import trials
 
 REFRESH_S = 2.0
 PHASES = {"head": "head", "finetune": "fine-tune"}

@@ -10,6 +10,7 @@ import streamlit as st
 
 from app.charts import probabilities_chart
 from app.common import pick_run, store
+from training.data.images import IMAGE_EXTENSIONS
 from training.errors import BabysitterError
 
 
@@ -50,7 +51,7 @@ top_k = st.number_input(
 )
 uploads = st.file_uploader(
     "Images",
-    type=["jpg", "jpeg", "png", "gif", "bmp", "webp", "tif", "tiff"],
+    type=sorted(suffix[1:] for suffix in IMAGE_EXTENSIONS),
     accept_multiple_files=True,
     key="images",
 )

@@ -24,13 +24,15 @@ from app.analysis import (
 from app.charts import confusion_chart, curves_chart, gap_chart
 from app.common import pick_run, show_findings, show_label_suspects, store
 
+# The export runs in the folder that holds the code (``python -m`` looks there first), so it runs
+# the code the app runs, from a project folder or an installed package; the store is passed on.
 ROOT = Path(__file__).resolve().parents[2]
 AUDIT_CHECKS = {"leakage", "class_balance", "too_few_images"}
 
 
 def export_tflite(run_id: str) -> str | None:
     """``training export RUN --format tflite`` in a TensorFlow process; the error, or None."""
-    env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "BABYSITTER_HOME": str(store().home)}
     command = [sys.executable, "-m", "training", "export", run_id, "--format", "tflite"]
     try:
         done = subprocess.run(
@@ -157,7 +159,7 @@ model = s.artifact(run.id, "model")
 if model.is_file():
     keras_col, tflite_col = st.columns(2)
     download(keras_col, model, f"{run.id}.keras", "application/zip")
-    tflite = model.parent / "export" / "model.tflite"
+    tflite = s.artifact(run.id, "export") / "model.tflite"
     if not tflite.is_file() and tflite_col.button(
         "Convert to TFLite", icon=":material/smartphone:", key="convert_tflite"
     ):

@@ -17,7 +17,7 @@ from app.analysis import (
 from app.common import store
 from training import jobs
 from training.babysit.advice import in_app_words
-from training.runs import Run, RunStore
+from training.store import Run, RunStore
 
 ERROR_WIDTH = 240
 

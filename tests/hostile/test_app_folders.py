@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.cli_process import ROOT
 from tests.imagegen import make_image_folder
-from training.runs import RunStore
+from training.store import RunStore
 
 
 @pytest.fixture

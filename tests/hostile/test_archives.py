@@ -20,7 +20,7 @@ import pytest
 
 from tests.hostile.conftest import snapshot
 from tests.imagegen import class_image, make_image_folder, make_tar, zip_folder
-from training.runs import RunStore
+from training.store import RunStore
 
 FIX = "re-create the archive from inside the dataset folder"
 

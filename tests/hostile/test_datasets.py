@@ -12,7 +12,7 @@ import pytest
 
 from tests.hostile.conftest import snapshot
 from tests.imagegen import make_image_folder
-from training.runs import RunStore
+from training.store import RunStore
 
 TRAIN = ("train", "--backbone", "VGG16", "--weights", "none", "--image-size", "32")
 """``train`` flags that build nothing before the data is judged."""

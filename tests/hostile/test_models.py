@@ -22,7 +22,7 @@ from PIL import Image
 from tests.hostile.conftest import snapshot
 from tests.test_predict_export import tiny_model
 from training.layers import ClassNames
-from training.runs import RunStore
+from training.store import RunStore
 
 pytestmark = pytest.mark.core  # they replace core tests of predict; CI runs them under JAX too
 

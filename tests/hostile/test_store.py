@@ -14,8 +14,7 @@ import subprocess
 import pytest
 
 from tests.hostile.conftest import snapshot
-from training import trials
-from training.runs import RunStore
+from training.store import RunStore, trials
 
 DAMAGE = ("missing", "empty", "random-bytes", "truncated")
 KEPT = ("id", "kind", "label", "status", "created_at", "fingerprint", "dataset", "config")

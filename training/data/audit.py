@@ -32,15 +32,16 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from training.babysit.thresholds import IMBALANCE_WARN
 from training.data.images import open_rgb
 from training.data.scan import ScannedDataset, ScannedFile
 from training.data.similarity import (
     NEAR_MAX_PIXEL_DIFF,
     TooManyPairsError,
-    _components,
     _member_pairs,
     _thumbnail,
     _verified,
+    component_labels,
     near_pairs,
     pixel_diff,
 )
@@ -49,7 +50,6 @@ from training.errors import ImageError, UnusableDatasetError
 MAX_FILE_BYTES = 512 * 1024**2
 """Files larger than this are reported unreadable instead of being read into memory."""
 SMALL_IMAGE_PX = 32
-IMBALANCE_WARN = 3.0
 _SPLIT_RANK = {"train": 0, "val": 1, "test": 2}
 MAX_NEAR_PAIRS = 2_000_000
 """Look-alike pairs kept in memory at most (32 MB); beyond it the near search gives up."""
@@ -211,7 +211,7 @@ def _near_search(
         pairs = near_pairs(unique, threshold, MAX_NEAR_PAIRS)
     except TooManyPairsError:
         return [], {}, skipped
-    chain = _components(len(unique), pairs)  # candidate groups, by hash node
+    chain = component_labels(len(unique), pairs)  # candidate groups, by hash node
     size = np.bincount(chain[hnode[pnode]], minlength=len(unique))  # records in each
     too_big = max(LOOKALIKE_MIN, LOOKALIKE_SHARE * len(readable))
     notes = [
@@ -227,7 +227,7 @@ def _near_search(
         return [], {}, skipped
     confirmed = _verified([thumbs[i] for i in reps], candidates, max_diff)
     members: dict[int, list[int]] = defaultdict(list)
-    labels = _components(len(reps), confirmed)[pnode]
+    labels = component_labels(len(reps), confirmed)[pnode]
     for record, label in zip(hashed.tolist(), labels.tolist(), strict=True):
         members[label].append(record)
     groups = [g for g in members.values() if len({readable[i].pixels for i in g}) > 1]

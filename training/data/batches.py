@@ -19,8 +19,6 @@ import math
 import keras
 import numpy as np
 
-from training.parallel import batch_multiple
-
 
 class ImageBatches(keras.utils.PyDataset):
     """``(images, labels)`` batches over chosen rows of an image array, reshuffled every epoch."""
@@ -85,3 +83,13 @@ class ImageBatches(keras.utils.PyDataset):
 
     def on_epoch_end(self) -> None:
         self._order = self._next_order()
+
+
+def batch_multiple() -> int:
+    """How many ways the current distribution splits a batch (1 outside :func:`data_parallel`)."""
+    dist = keras.distribution.distribution()
+    if dist is None:
+        return 1
+    mesh = dist.device_mesh
+    axis = mesh.axis_names.index(dist.batch_dim_name)
+    return int(mesh.shape[axis])

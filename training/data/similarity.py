@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 from PIL import Image
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 THUMB_PX = 32
 """Side of the RGB thumbnail (box-filtered, so every source pixel counts) that confirms a
@@ -72,12 +74,6 @@ def pixel_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return _centred_diff(_centred(a), _centred(b))
 
 
-def _popcount(x: np.ndarray) -> np.ndarray:
-    if hasattr(np, "bitwise_count"):  # NumPy >= 2.0
-        return np.bitwise_count(x)
-    return np.unpackbits(x.view(np.uint8), axis=-1).reshape(*x.shape, 64).sum(axis=-1)
-
-
 class TooManyPairsError(Exception):
     """More look-alike pairs than ``max_pairs``: the hashes cannot tell these images apart."""
 
@@ -96,7 +92,7 @@ def near_pairs(hashes: np.ndarray, threshold: int, max_pairs: int | None = None)
     found, total = [], 0
     for start in range(0, len(hashes), chunk):
         block = hashes[start : start + chunk]
-        distance = _popcount(block[:, None] ^ hashes[None, start:])
+        distance = np.bitwise_count(block[:, None] ^ hashes[None, start:])
         i, j = np.nonzero(distance <= threshold)
         keep = j > i  # both index from ``start``
         found.append(np.stack([i[keep] + start, j[keep] + start], axis=1).astype(np.int64))
@@ -106,20 +102,14 @@ def near_pairs(hashes: np.ndarray, threshold: int, max_pairs: int | None = None)
     return np.concatenate(found) if found else np.zeros((0, 2), dtype=np.int64)
 
 
-def _components(n: int, pairs: np.ndarray) -> np.ndarray:
-    """Connected-component label (its smallest node) of each node, by vectorised propagation."""
-    labels = np.arange(n)
-    a, b = pairs[:, 0], pairs[:, 1]
-    while len(pairs):
-        before = labels
-        low = np.minimum(labels[a], labels[b])
-        labels = labels.copy()
-        np.minimum.at(labels, a, low)
-        np.minimum.at(labels, b, low)
-        labels = labels[labels]  # pointer jumping: labels only ever point to smaller nodes
-        if np.array_equal(labels, before):
-            break
-    return labels
+def component_labels(n: int, pairs: np.ndarray) -> np.ndarray:
+    """Connected-component label of each of ``n`` nodes joined by index ``pairs`` (k, 2).
+
+    Labels count up in the order of each component's smallest node.
+    """
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    graph = coo_matrix((np.ones(len(pairs), dtype=np.int8), pairs.T), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
 
 
 def _member_pairs(node: np.ndarray, pairs: np.ndarray, limit: int) -> np.ndarray:

@@ -11,10 +11,14 @@ import random
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 
+import numpy as np
+
+from training.config import BOUNDS
 from training.data.audit import FileRecord
+from training.data.similarity import component_labels
 from training.errors import ConfigError
 
-MAX_VAL_SPLIT = 0.9
+MAX_VAL_SPLIT = BOUNDS["val_split"][1]
 
 
 def _check_fraction(val_split: float) -> float:
@@ -33,24 +37,15 @@ def _check_fraction(val_split: float) -> float:
 
 def _components(records: Sequence[FileRecord], groups: list[list[str]] | None) -> list[list[int]]:
     """Record indices bound together by duplicate groups (transitively), in rel order."""
-    parent = list(range(len(records)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
     index = {r.rel: i for i, r in enumerate(records)}
+    pairs = []
     for group in groups or []:
         members = [index[rel] for rel in group if rel in index]
-        for other in members[1:]:
-            a, b = find(members[0]), find(other)
-            if a != b:
-                parent[max(a, b)] = min(a, b)
+        pairs += [(members[0], other) for other in members[1:]]
+    labels = component_labels(len(records), np.array(pairs, dtype=np.int64))
     found: dict[int, list[int]] = defaultdict(list)
     for i in sorted(range(len(records)), key=lambda i: records[i].rel):
-        found[find(i)].append(i)
+        found[int(labels[i])].append(i)
     return sorted(found.values(), key=lambda c: records[c[0]].rel)
 
 

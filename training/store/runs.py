@@ -1,24 +1,7 @@
-"""The run store: one SQLite file for every run, one folder of artefacts per run.
+"""Runs: one row each in the index, one folder of artefacts each, and their journal.
 
-Only this module knows the layout on disk, so the CLI, the tuner and the app ask it for paths
-instead of joining strings, and the layout can change in one place. Layout under
-``$BABYSITTER_HOME`` (default ``./babysitter-home``)::
-
-    babysitter.sqlite     runs, epochs, findings, trials, stages (later: jobs); WAL mode
-    runs/<run_id>/        config.json, events.jsonl, model.keras, head.weights.h5, history.json,
-                          tb/ (TensorBoard), backup/<phase>/ (BackupAndRestore)
-    datasets/             unpacked archives
-    cache/                images-<key>/ decoded images, features-<key>/ backbone features,
-                          audits/ audit reports, compiled/ the JAX compilation cache
-    demo/                 the generated demo dataset
-
-Jobs are separate processes, so every call opens its own short-lived connection; writes take the
-write lock up front (``BEGIN IMMEDIATE``) and wait up to ``busy_timeout`` for it. That is what keeps
-concurrent writers from failing with "database is locked".
-
-JSON columns are written with Python's default ``allow_nan=True``: a diverged loss is stored as
-``NaN``/``Infinity`` and read back as the same float. That is not strict JSON; only Python reads
-these columns, and anything exported for other tools must convert non-finite numbers itself.
+Every index write is mirrored into the run folder's ``events.jsonl``, so the folder is the record
+of what ran and ``runs repair`` can rebuild a lost index from it.
 """
 
 from __future__ import annotations
@@ -41,16 +24,14 @@ from typing import Any
 
 from training.errors import (
     BabysitterError,
-    HomeError,
     RunNotFoundError,
-    StoreIndexError,
     StoreWriteError,
+    TrainingDiverged,
+    WriteError,
 )
-from training.home import usable_home
+from training.store.database import Database, _dumps, _now
+from training.store.layout import ARTIFACTS, Layout
 
-DEFAULT_HOME = "./babysitter-home"
-DB_NAME = "babysitter.sqlite"
-BUSY_TIMEOUT_S = 30.0
 # A running run whose heartbeat is older than this is treated as dead: jobs heartbeat at least
 # every epoch and from long epochs' batch callbacks, so five minutes of silence means a crash, a
 # killed container or a machine that went away (where the pid check cannot see).
@@ -58,73 +39,9 @@ STALE_AFTER_S = 300.0
 
 KINDS = ("train", "search", "check")
 STATUSES = ("running", "completed", "failed", "interrupted", "cancelled")
-ARTIFACTS = {
-    "model": "model.keras",
-    "config": "config.json",
-    "events": "events.jsonl",
-    "head": "head.weights.h5",
-    "phase1": "phase1.weights.h5",
-    "predictions": "predictions.npz",
-    "history": "history.json",
-    "tensorboard": "tb",
-    "backup_phase1": "backup/phase1",
-    "backup_phase2": "backup/phase2",
-}
-
-# Forward migrations: MIGRATIONS[v] takes a store from user_version v to v + 1. Never edit a shipped
-# entry; append a new one (trials and jobs become their own tables with run_id foreign keys).
-# epochs.seq is an explicit insertion counter (rowids may be renumbered by VACUUM); a phase sorts
-# by its first seq, which an upsert keeps.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (
-        """CREATE TABLE runs (
-            id TEXT PRIMARY KEY, kind TEXT NOT NULL, label TEXT NOT NULL, status TEXT NOT NULL,
-            created_at TEXT NOT NULL, updated_at TEXT NOT NULL, heartbeat_at TEXT, pid INTEGER,
-            fingerprint TEXT NOT NULL, dataset TEXT NOT NULL, config_json TEXT NOT NULL,
-            summary_json TEXT, error TEXT)""",
-        "CREATE INDEX runs_fingerprint ON runs(kind, fingerprint, created_at)",
-        "CREATE INDEX runs_created ON runs(created_at)",
-        """CREATE TABLE epochs (
-            run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, phase TEXT NOT NULL,
-            epoch INTEGER NOT NULL, seq INTEGER NOT NULL, metrics_json TEXT NOT NULL,
-            recorded_at TEXT NOT NULL, PRIMARY KEY (run_id, phase, epoch))""",
-        """CREATE TABLE findings (
-            run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, seq INTEGER NOT NULL,
-            check_id TEXT NOT NULL, status TEXT NOT NULL, finding_json TEXT NOT NULL,
-            PRIMARY KEY (run_id, seq))""",
-    ),
-    (
-        # A search's trials (one row per Keras Tuner trial, id prefixed by its stage) and the
-        # hyperparameter ranges each stage sampled from.
-        """CREATE TABLE trials (
-            run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, trial_id TEXT NOT NULL,
-            stage INTEGER NOT NULL, seq INTEGER NOT NULL, status TEXT NOT NULL,
-            hyperparameters_json TEXT NOT NULL, score REAL, history_json TEXT NOT NULL,
-            seconds REAL, error TEXT, recorded_at TEXT NOT NULL, PRIMARY KEY (run_id, trial_id))""",
-        """CREATE TABLE stages (
-            run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, stage INTEGER NOT NULL,
-            space_json TEXT NOT NULL, trials INTEGER NOT NULL, PRIMARY KEY (run_id, stage))""",
-    ),
-    (
-        # Jobs: CLI processes started by the app (training/jobs.py); run_id is linked once the
-        # job's process has created its run. exit_code is the child's status, NULL while running.
-        """CREATE TABLE jobs (
-            id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT, kind TEXT NOT NULL,
-            command_json TEXT NOT NULL, pid INTEGER, status TEXT NOT NULL, log_path TEXT NOT NULL,
-            created_at TEXT NOT NULL, updated_at TEXT NOT NULL, exit_code INTEGER)""",
-        "CREATE INDEX jobs_created ON jobs(created_at)",
-    ),
-)
-SCHEMA_VERSION = len(MIGRATIONS)
-
 PLAIN_FIELDS = ("id", "kind", "label", "status", "created_at", "updated_at", "heartbeat_at", "pid")
 PLAIN_FIELDS += ("fingerprint", "dataset", "error")
-_ID_RE = re.compile(r"[a-z0-9][a-z0-9-]*")
 _LIST_HINT = "`python -m training runs list` shows all runs."
-REPAIR_HINT = (
-    "Rebuild it from the run folders with `python -m training runs repair` (a damaged file is "
-    "kept beside it as babysitter.sqlite.corrupt-<time>)."
-)
 
 
 @dataclass(frozen=True)
@@ -145,26 +62,6 @@ class Run:
     summary: dict[str, Any] | None
     error: str | None
     path: Path
-
-
-def _now() -> str:
-    """ISO 8601 UTC with microseconds: sorts as text, so SQL can order by it."""
-    return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
-def _json_default(value: Any) -> Any:
-    """Let NumPy scalars/arrays, paths and dataclasses through ``json.dumps``."""
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-
-
-def _dumps(value: Any, indent: int | None = None) -> str:
-    return json.dumps(value, default=_json_default, indent=indent)
 
 
 def _slug(label: str, fallback: str) -> str:
@@ -199,18 +96,6 @@ def _job_id() -> int | None:
     return int(raw) if raw.isdigit() else None
 
 
-def run_folders(home: Path) -> list[Path]:
-    """Folders under ``home/runs`` that hold a run (a plain run id with a ``config.json``)."""
-    runs = home / "runs"
-    if not runs.is_dir():
-        return []
-    return sorted(
-        p
-        for p in runs.iterdir()
-        if _ID_RE.fullmatch(p.name) and (p / ARTIFACTS["config"]).is_file()
-    )
-
-
 def shown_status(run: Run) -> str:
     """The status a user is shown: a 'running' run whose process is gone (``kill -9``, a crash,
     a reboot) was interrupted, and ``list``, ``show``, ``--json`` and the app all say so. A live
@@ -229,116 +114,13 @@ def run_is_alive(run: Run, stale_after_s: float = STALE_AFTER_S) -> bool:
     return (datetime.now(UTC) - beat).total_seconds() <= stale_after_s
 
 
-class RunStore:
-    """Runs, their metrics and findings in SQLite; their artefacts in one folder each.
+class RunStore(Database, Layout):
+    """Runs, their metrics and findings in the index; their artefacts in one folder each.
 
     Args:
-        home: Root folder. Defaults to ``$BABYSITTER_HOME`` or ``./babysitter-home``, read now, so
-            a store made before the variable changes keeps its root.
+        home: Root folder. Defaults to ``$BABYSITTER_HOME`` or ``./babysitter-home``.
+        expect_index: See :class:`~training.store.database.Database`.
     """
-
-    def __init__(self, home: Path | str | None = None, *, expect_index: bool = True):
-        self.home = self.resolve_home(home)
-        self.db_path = self.home / DB_NAME
-        # While `runs repair` replays run folders into a fresh index, nothing is journaled again.
-        self.replaying = False
-        try:
-            (self.home / "runs").mkdir(exist_ok=True)
-            if expect_index:
-                self._check_index_present()
-            self._migrate()
-        except (OSError, sqlite3.Error) as error:
-            raise HomeError(
-                f"The run store in {self.home} cannot be opened or written "
-                f"({type(error).__name__}: {error}). Check its permissions and free space, or "
-                "point $BABYSITTER_HOME at another folder."
-            ) from error
-
-    @staticmethod
-    def resolve_home(home: Path | str | None = None) -> Path:
-        """``home``, else ``$BABYSITTER_HOME``, else ``./babysitter-home``; checked usable."""
-        raw = home if home is not None else (os.environ.get("BABYSITTER_HOME") or DEFAULT_HOME)
-        return usable_home(Path(raw).expanduser().resolve())
-
-    # -- connections and schema ---------------------------------------------------------------
-
-    def _check_index_present(self) -> None:
-        """Refuse to start a fresh index over run folders: a deleted or emptied store file would
-        otherwise read as "No runs yet" while every run's folder and model are still there."""
-        wal = self.db_path.with_name(DB_NAME + "-wal")
-        if any(p.exists() and p.stat().st_size > 0 for p in (self.db_path, wal)):
-            return
-        folders = run_folders(self.home)
-        if folders:
-            state = "empty (0 bytes)" if self.db_path.exists() else "missing"
-            raise StoreIndexError(
-                f"The run index {self.db_path} is {state}, but {self.home / 'runs'} holds "
-                f"{len(folders)} run folder(s). {REPAIR_HINT}"
-            )
-
-    def _storage_error(self, error: sqlite3.Error) -> BabysitterError | None:
-        """A damaged file or a failed write as a message that says what to do; None for the rest
-        (a programming error should still show its traceback)."""
-        if type(error) is sqlite3.DatabaseError:  # SQLITE_CORRUPT / SQLITE_NOTADB
-            return StoreIndexError(
-                f"The run index {self.db_path} is damaged ({error}). {REPAIR_HINT}"
-            )
-        text = str(error).lower()
-        if isinstance(error, sqlite3.OperationalError) and any(
-            s in text for s in ("disk is full", "disk i/o", "readonly", "unable to open")
-        ):
-            return StoreWriteError(
-                f"The run store {self.db_path} could not be written ({error}). Free disk space "
-                "or fix the folder's permissions, then run the same command again: what was "
-                "stored before is intact (each write is one transaction)."
-            )
-        return None
-
-    @contextlib.contextmanager
-    def _connect(self, write: bool = False) -> Iterator[sqlite3.Connection]:
-        """A fresh connection; with ``write`` one IMMEDIATE transaction committed on success."""
-        try:
-            conn = sqlite3.connect(self.db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-            try:
-                conn.row_factory = sqlite3.Row
-                conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-                conn.execute("PRAGMA foreign_keys = ON")
-                conn.execute("PRAGMA synchronous = NORMAL")
-                if not write:
-                    yield conn
-                    return
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield conn
-                except BaseException:
-                    with contextlib.suppress(sqlite3.Error):
-                        conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
-            finally:
-                conn.close()
-        except sqlite3.Error as error:
-            converted = self._storage_error(error)
-            if converted is None:
-                raise
-            raise converted from error
-
-    def _migrate(self) -> None:
-        with self._connect() as conn:
-            conn.execute("PRAGMA journal_mode = WAL")
-        with self._connect(write=True) as conn:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise BabysitterError(
-                    f"The run store {self.db_path} has schema version {version}, newer than this "
-                    f"Babysitter understands ({SCHEMA_VERSION}). Upgrade Babysitter, or point "
-                    "$BABYSITTER_HOME at another folder."
-                )
-            for step in MIGRATIONS[version:]:
-                for statement in step:
-                    conn.execute(statement)
-            if version != SCHEMA_VERSION:
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _run_from_row(self, row: sqlite3.Row) -> Run:
         """A row as a Run; a damaged row (bad JSON, an id that is not a run id) is refused
@@ -535,6 +317,33 @@ class RunStore:
                 self._require(conn, run_id)
         self._journal(run_id, "status", status=status, summary=summary, error=error)
 
+    @contextlib.contextmanager
+    def tracking(self, run_id: str, resume: str = "run the same command again") -> Iterator[None]:
+        """The run's end state, whatever ends the block early: train, search and check all end
+        the same way. A Ctrl-C or a failed write (a full disk) leaves it interrupted, which
+        ``resume`` picks up; any other error leaves it failed with its message; a diverged fit
+        has stored itself. Completing is the caller's ``set_status(run_id, "completed", ...)``.
+        On a full disk the status write may fail too: the user still sees the first error.
+        """
+        try:
+            yield
+        except TrainingDiverged:
+            raise
+        except (KeyboardInterrupt, WriteError) as error:
+            why = "interrupted by the user" if isinstance(error, KeyboardInterrupt) else str(error)
+            self._end(run_id, "interrupted", f"{why}; {resume} to resume")
+            raise
+        except BabysitterError as error:
+            self._end(run_id, "failed", str(error))
+            raise
+        except Exception as error:
+            self._end(run_id, "failed", f"{type(error).__name__}: {error}")
+            raise
+
+    def _end(self, run_id: str, status: str, error: str) -> None:
+        with contextlib.suppress(BabysitterError, sqlite3.Error, OSError):
+            self.set_status(run_id, status, error=error)
+
     def delete_run(self, run_id: str) -> None:
         """Remove a run's rows (epochs and findings cascade) and its folder."""
         with self._connect(write=True) as conn:
@@ -645,42 +454,3 @@ class RunStore:
                 if line.strip():
                     out.append(json.loads(line))
         return out
-
-    # -- paths --------------------------------------------------------------------------------
-
-    def run_dir(self, run_id: str) -> Path:
-        """The run's folder (not created here). Refuses ids that could escape ``runs/``."""
-        if not isinstance(run_id, str) or not _ID_RE.fullmatch(run_id):
-            raise RunNotFoundError(
-                f"Expected a run id like 20261122-211530-resnet50-3f9a. Received: {run_id!r}"
-            )
-        return self.home / "runs" / run_id
-
-    def artifact(self, run_id: str, name: str) -> Path:
-        """Path of a named artefact (see ``ARTIFACTS``); nothing is created."""
-        if name not in ARTIFACTS:
-            raise ValueError(
-                f"Expected an artefact name in {sorted(ARTIFACTS)}. Received: {name!r}"
-            )
-        return self.run_dir(run_id) / ARTIFACTS[name]
-
-    def _subdir(self, name: str) -> Path:
-        path = self.home / name
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-
-    def datasets_dir(self) -> Path:
-        """Where uploaded archives are unpacked (created on first use)."""
-        return self._subdir("datasets")
-
-    def cache_dir(self) -> Path:
-        """Where decoded-image, feature and audit caches live (created on first use)."""
-        return self._subdir("cache")
-
-    def compilation_cache_dir(self) -> Path:
-        """Where the backend keeps compiled programs between processes (JAX only)."""
-        return self.cache_dir() / "compiled"
-
-    def demo_dir(self) -> Path:
-        """Where the demo dataset is generated (created on first use)."""
-        return self._subdir("demo")

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from training.runs import RunStore, _dumps, _now
+from training.store.database import _dumps, _now
+from training.store.runs import RunStore
 
 TRIAL_STATUSES = ("completed", "failed", "invalid")
 

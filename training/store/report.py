@@ -1,6 +1,6 @@
 """What ``python -m training runs [list|show]`` prints: run tables and JSON documents.
 
-Presentation only; the layout on disk stays in ``training.runs``.
+Presentation only; the layout on disk stays in ``training.store``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from training.runs import ARTIFACTS, PLAIN_FIELDS, Run, shown_status
+from training.store.layout import ARTIFACTS
+from training.store.runs import PLAIN_FIELDS, Run, shown_status
 
 
 def _fmt(value: Any) -> str:
@@ -35,27 +36,16 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
     )
 
 
-def _lookup(config: Mapping[str, Any], key: str) -> Any:
-    """``config[key]``, or the first nested section's (configs may group fields by concern)."""
-    if key in config:
-        return config[key]
-    for value in config.values():
-        if isinstance(value, Mapping) and key in value:
-            return value[key]
-    return None
-
-
 def _short(text: str, width: int = 28) -> str:
     return text if len(text) <= width else "…" + text[-(width - 1) :]
 
 
 def _val_accuracy(summary: Mapping[str, Any]) -> tuple[Any, Any]:
-    """(best, final) validation accuracy from a summary: flat keys or fit's ``val.accuracy``."""
+    """(best, final) validation accuracy: a train run's best epoch or a search's best head
+    trial; then what the saved model scores (``val.accuracy``)."""
     val = summary.get("val")
-    final = summary.get("final_val_accuracy", summary.get("val_accuracy"))
-    if final is None and isinstance(val, Mapping):
-        final = val.get("accuracy")
-    return summary.get("best_val_accuracy"), final
+    final = val.get("accuracy") if isinstance(val, Mapping) else None
+    return summary.get("best_val_accuracy", summary.get("head_val_accuracy")), final
 
 
 def format_run_list(runs: list[Run]) -> str:
@@ -69,7 +59,8 @@ def format_run_list(runs: list[Run]) -> str:
         acc = "-" if best is None and final is None else f"{_fmt(best)} / {_fmt(final)}"
         status = shown_status(run)
         dataset = Path(run.dataset).name if run.dataset else "-"
-        backbone = _fmt(_lookup(run.config, "backbone"))
+        # A train or check run's label is its backbone; a search's is "A+B", its summary the winner.
+        backbone = _short(str((run.summary or {}).get("backbone") or run.label or "-"), 20)
         created = run.created_at[:19].replace("T", " ")
         rows.append([run.id, run.kind, status, _short(dataset), backbone, acc, created])
     headers = ["ID", "KIND", "STATUS", "DATASET", "BACKBONE", "VAL ACC best/final", "CREATED (UTC)"]

@@ -20,8 +20,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from training import trials
-from training.runs import DB_NAME, RunStore, _dumps, run_folders
+from training.store import trials
+from training.store.database import DB_NAME, _dumps
+from training.store.layout import run_folders
+from training.store.runs import RunStore
 
 SIDE_FILES = ("", "-wal", "-shm")
 

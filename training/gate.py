@@ -31,11 +31,12 @@ from training.babysit.lr_range import analyse_sweep, sweep_learning_rates
 from training.config import TrainConfig
 from training.device import use_compilation_cache
 from training.feature_cache import cached_features
-from training.fit import extract_features, make_optimizer, recalibrate
+from training.fit import extract_features, recalibrate
 from training.losses import classification_loss
 from training.model import build_classifier, build_head
+from training.optimizers import make_optimizer
 from training.prepare import prepare_for_config, resolve_model_config
-from training.runs import RunStore
+from training.store import RunStore
 
 GATE_MAX_IMAGES = 512
 """Training images the gate computes features for: enough for a stable mean loss and a 100-step
@@ -67,13 +68,11 @@ def run_gate(
         "check", spec.name, config.to_dict(), config.fingerprint(data.cache.key), str(data.root)
     )
     findings: list[Finding] = audit_findings(data.audit)
-    try:
-        findings += _model_checks(config, spec, image_size, data, store, echo)
-    except BaseException as error:
-        store.add_findings(run.id, findings)
-        store.set_status(run.id, "failed", error=f"{type(error).__name__}: {error}")
-        raise
-    store.add_findings(run.id, findings)
+    with store.tracking(run.id):
+        try:
+            findings += _model_checks(config, spec, image_size, data, store, echo)
+        finally:  # what was checked before an error is kept with the run
+            store.add_findings(run.id, findings)
     status = worst_status(findings)
     seconds = round(time.monotonic() - started, 1)
     summary = {"gate": status, "seconds": seconds, "classes": data.class_names}

@@ -1,0 +1,78 @@
+"""Using a trained model from your own Python code: ``from training import load_model``.
+
+A saved ``.keras`` file needs Babysitter's layers registered before Keras can read it, and it
+must be read safely (it is a file someone may have sent you). ``load_model`` does both, with the
+same checks as ``python -m training predict``, and returns the model with what it needs around
+it: the class names and the image size it expects. Images go in raw (paths, PIL images or uint8
+arrays of any size): the model resizes them as training did and carries its own preprocessing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+from PIL import Image
+
+from training.data.images import load_rgb
+from training.predict import (
+    check_top_k,
+    class_names_of,
+    image_size_of,
+    load_model_file,
+    predict_arrays,
+    resolve_model_path,
+)
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A loaded Babysitter model: the Keras model, its classes and its input size."""
+
+    model: keras.Model
+    class_names: list[str]
+    image_size: int
+
+    def probabilities(self, images: list[Any]) -> np.ndarray:
+        """One row of class probabilities per image (columns in ``class_names`` order)."""
+        return predict_arrays(self.model, np.stack([self._pixels(i) for i in images]))
+
+    def predict(self, images: list[Any], top_k: int = 3) -> list[list[tuple[str, float]]]:
+        """The ``top_k`` most likely ``(class, probability)`` pairs per image, likeliest first."""
+        check_top_k(top_k)
+        rows = self.probabilities(images)
+        best = np.argsort(-rows, axis=1)[:, :top_k]
+        return [
+            [(self.class_names[j], float(row[j])) for j in top]
+            for row, top in zip(rows, best, strict=True)
+        ]
+
+    def _pixels(self, image: Any) -> np.ndarray:
+        """Any accepted image as uint8 RGB at the model's size, resized the way training was."""
+        if isinstance(image, str | Path):
+            return load_rgb(image, self.image_size)
+        if not isinstance(image, Image.Image):
+            array = np.asarray(image)
+            if array.ndim != 3 or array.shape[-1] != 3:
+                raise ValueError(
+                    "Expected an image path, a PIL image or an (height, width, 3) array. "
+                    f"Received: an array of shape {array.shape}"
+                )
+            image = Image.fromarray(array.astype(np.uint8))
+        size = (self.image_size, self.image_size)
+        resized = image.convert("RGB").resize(size, Image.Resampling.BILINEAR)
+        return np.asarray(resized, dtype=np.uint8)
+
+
+def load_model(model_or_run: str | Path) -> TrainedModel:
+    """A ``.keras`` file saved by Babysitter (or a run id in ``$BABYSITTER_HOME``), loaded safely.
+
+    Raises:
+        ModelFileError: the file is not a safe, loadable Babysitter model (the message says why).
+        RunNotFoundError: no such file, and no run with that id.
+    """
+    model = load_model_file(resolve_model_path(str(model_or_run)))
+    return TrainedModel(model, class_names_of(model), image_size_of(model))

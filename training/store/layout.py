@@ -1,0 +1,98 @@
+"""Where everything lives under ``$BABYSITTER_HOME`` (default ``./babysitter-home``)::
+
+    babysitter.sqlite     the index: runs, epochs, findings, trials, stages, jobs (WAL mode)
+    runs/<run_id>/        config.json, events.jsonl (the journal ``runs repair`` replays),
+                          phase1.weights.h5, model.keras, history.json, predictions.npz,
+                          tb/ (TensorBoard), backup/phase2/ (BackupAndRestore), tuner/ (Keras
+                          Tuner's project), export/ (exports)
+    jobs/<job_id>/        the app's job logs
+    datasets/             unpacked archives, remembered folders
+    cache/                images-<key>/ decoded images, features-<key>/ backbone features,
+                          audits/ audit reports, compiled/ the JAX compilation cache
+    demo/                 the generated demo dataset
+
+Only the store package builds these paths; everything else asks it, so the layout can change in
+one place.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from training.errors import RunNotFoundError
+
+ARTIFACTS = {
+    "model": "model.keras",
+    "config": "config.json",
+    "events": "events.jsonl",
+    "phase1": "phase1.weights.h5",
+    "predictions": "predictions.npz",
+    "history": "history.json",
+    "tensorboard": "tb",
+    "backup_phase2": "backup/phase2",
+    "tuner": "tuner",
+    "export": "export",
+}
+_ID_RE = re.compile(r"[a-z0-9][a-z0-9-]*")
+
+
+def run_folders(home: Path) -> list[Path]:
+    """Folders under ``home/runs`` that hold a run (a plain run id with a ``config.json``)."""
+    runs = home / "runs"
+    if not runs.is_dir():
+        return []
+    return sorted(
+        p
+        for p in runs.iterdir()
+        if _ID_RE.fullmatch(p.name) and (p / ARTIFACTS["config"]).is_file()
+    )
+
+
+class Layout:
+    """Paths under ``self.home``; nothing is created except the top-level folders on first use."""
+
+    home: Path
+
+    # -- paths --------------------------------------------------------------------------------
+
+    def run_dir(self, run_id: str) -> Path:
+        """The run's folder (not created here). Refuses ids that could escape ``runs/``."""
+        if not isinstance(run_id, str) or not _ID_RE.fullmatch(run_id):
+            raise RunNotFoundError(
+                f"Expected a run id like 20261122-211530-resnet50-3f9a. Received: {run_id!r}"
+            )
+        return self.home / "runs" / run_id
+
+    def artifact(self, run_id: str, name: str) -> Path:
+        """Path of a named artefact (see ``ARTIFACTS``); nothing is created."""
+        if name not in ARTIFACTS:
+            raise ValueError(
+                f"Expected an artefact name in {sorted(ARTIFACTS)}. Received: {name!r}"
+            )
+        return self.run_dir(run_id) / ARTIFACTS[name]
+
+    def _subdir(self, name: str) -> Path:
+        path = self.home / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def datasets_dir(self) -> Path:
+        """Where uploaded archives are unpacked (created on first use)."""
+        return self._subdir("datasets")
+
+    def cache_dir(self) -> Path:
+        """Where decoded-image, feature and audit caches live (created on first use)."""
+        return self._subdir("cache")
+
+    def compilation_cache_dir(self) -> Path:
+        """Where the backend keeps compiled programs between processes (JAX only)."""
+        return self.cache_dir() / "compiled"
+
+    def demo_dir(self) -> Path:
+        """Where the demo dataset is generated (created on first use)."""
+        return self._subdir("demo")
+
+    def jobs_dir(self) -> Path:
+        """Where the app's jobs keep their logs (created on first use)."""
+        return self._subdir("jobs")
