@@ -252,6 +252,17 @@ def walk(page, server: str, tmp_path: Path) -> None:
 
     # Datasets: upload the zip through the file uploader, unpack and audit it.
     go(page, "Datasets")
+    # First, a folder outside the data roots: refused without saying whether it exists, forgotten.
+    page.get_by_label("…or a folder on the server", exact=True).fill("/etc")
+    page.get_by_label("…or a folder on the server", exact=True).press("Enter")
+    settle(page)
+    page.get_by_role("button", name="Add folder").click()
+    page.get_by_text("Only dataset folders under").wait_for()
+    settle(page)
+    folders = RunStore().datasets_dir() / "folders.json"
+    assert not folders.exists() or "/etc" not in folders.read_text()
+    shots.append(shoot(page, "datasets-refused"))
+
     page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(archive)
     page.get_by_role("button", name="Unpack and audit").click()
     page.get_by_text("Unpacked to").wait_for()
@@ -260,18 +271,6 @@ def walk(page, server: str, tmp_path: Path) -> None:
     assert metrics.nth(0).inner_text() == "2" and metrics.nth(1).inner_text() == "24"
     assert page.get_by_text("Trainable.").count() == 1
     shots.append(shoot(page, "datasets"))
-
-    # A folder outside the data roots is refused without saying whether it exists, and forgotten.
-    page.get_by_label("…or a folder on the server", exact=True).fill("/etc")
-    page.get_by_label("…or a folder on the server", exact=True).press("Enter")
-    settle(page)
-    page.get_by_role("button", name="Add folder").click()
-    page.get_by_text("Only dataset folders under").wait_for()
-    settle(page)
-    assert "/etc" not in page.get_by_label("Dataset", exact=True).input_value()
-    folders = RunStore().datasets_dir() / "folders.json"
-    assert not folders.exists() or "/etc" not in folders.read_text()
-    shots.append(shoot(page, "datasets-refused"))
 
     # Launch: a tiny search on the uploaded dataset.
     go(page, "Launch", "Launch a search")

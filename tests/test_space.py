@@ -10,6 +10,7 @@ import keras_tuner as kt
 import pytest
 
 from training.errors import ConfigError
+from tuner.overrides import parse_overrides
 from tuner.space import (
     FINETUNE_HYPERPARAMETERS,
     HEAD_HYPERPARAMETERS,
@@ -17,7 +18,6 @@ from tuner.space import (
     Range,
     SearchSpace,
     default_space,
-    parse_overrides,
 )
 
 # --- the default space ---------------------------------------------------------------------------

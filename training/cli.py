@@ -16,59 +16,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
 
 from training.commands import COMMANDS
+from training.config import TrainConfig
 from training.console import run_command
-
-
-def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """Data/model/fit flags shared by ``train`` and ``check``; one per config field."""
-    parser.add_argument("data", help="folder of class subfolders, train/val splits, or a .zip")
-    parser.add_argument("--backbone", required=True, help="see `python -m training backbones`")
-    parser.add_argument("--weights", default="imagenet", help="imagenet | none | PATH")
-    parser.add_argument(
-        "--image-size", type=int, default=None, help="square input size (default: the backbone's)"
-    )
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--epochs-head", type=int, default=10, help="phase 1 epochs (0 skips)")
-    parser.add_argument("--epochs-finetune", type=int, default=5, help="phase 2 epochs (0 skips)")
-    parser.add_argument(
-        "--unfreeze",
-        default=None,
-        help="top backbone blocks to train in phase 2: N or all "
-        "(default 2, or all with --weights none)",
-    )
-    parser.add_argument("--lr", type=float, default=1e-3, help="phase 1 learning rate")
-    parser.add_argument("--finetune-lr", type=float, default=1e-4, help="phase 2 learning rate")
-    parser.add_argument("--l2", type=float, default=0.0, help="L2 on the head's kernels")
-    parser.add_argument("--dropout", type=float, default=0.2)
-    parser.add_argument("--head-units", type=int, default=0, help="hidden head layer (0: none)")
-    parser.add_argument("--optimizer", default="adam", choices=["adam", "adamw", "sgd"])
-    parser.add_argument(
-        "--schedule",
-        default="constant",
-        choices=["constant", "cosine", "step"],
-        help="learning-rate schedule within each phase",
-    )
-    parser.add_argument("--label-smoothing", type=float, default=0.0)
-    parser.add_argument(
-        "--no-augment",
-        dest="augment",
-        action="store_false",
-        help="turn off flip/rotation/zoom augmentation in phase 2",
-    )
-    parser.add_argument("--class-weights", default="none", choices=["none", "balanced"])
-    parser.add_argument("--val-split", type=float, default=0.2)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--precision",
-        default="auto",
-        choices=["auto", "float32", "mixed_bfloat16", "mixed_float16"],
-    )
-    parser.add_argument("--jit", default="auto", choices=["auto", "on", "off"])
-    parser.add_argument(
-        "--devices",
-        default="auto",
-        help="data-parallel over N devices (JAX); auto: every GPU when there are several",
-    )
+from training.fields import add_arguments
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,13 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("train", help="audit, split, decode once, fine-tune in two phases")
-    add_train_arguments(p)
+    add_arguments(p, TrainConfig)
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser(
         "check", help="sanity gate: initial loss, L2, overfit a tiny subset, lr range test"
     )
-    add_train_arguments(p)
+    add_arguments(p, TrainConfig)
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("runs", help="list runs, show one, or repair the run index")

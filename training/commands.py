@@ -10,6 +10,7 @@ from pathlib import Path
 
 from training.config import TrainConfig
 from training.console import emit_json, print_result, to_stderr
+from training.fields import from_args
 from training.store import RunStore
 from training.store.report import format_run, format_run_list, run_to_dict
 
@@ -72,7 +73,7 @@ def train(args: argparse.Namespace) -> int:
     from training.errors import TrainingDiverged
     from training.fit import train as run_training
 
-    config = TrainConfig.from_args(args)
+    config = from_args(TrainConfig, args)
     echo = to_stderr if args.json else print
     try:
         result = run_training(config, verbose=0 if args.json else 1, echo=echo)
@@ -103,7 +104,7 @@ def check(args: argparse.Namespace) -> int:
     from training.gate import run_gate
 
     result = run_gate(
-        TrainConfig.from_args(args),
+        from_args(TrainConfig, args),
         verbose=0 if args.json else 1,
         echo=to_stderr if args.json else print,
     )

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from training.errors import ConfigError
+from training.fields import arg
 from training.schedules import SCHEDULES
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -85,29 +86,34 @@ class TrainConfig:
     (random early layers have nothing worth keeping).
     """
 
-    data: str
-    backbone: str
-    weights: str = "imagenet"
-    image_size: int | None = None
-    batch_size: int = 32
-    epochs_head: int = 10
-    epochs_finetune: int = 5
-    unfreeze: int | str | None = None
-    lr: float = 1e-3
-    finetune_lr: float = 1e-4
-    l2: float = 0.0
-    dropout: float = 0.2
-    head_units: int = 0
-    optimizer: str = "adam"
-    schedule: str = "constant"
-    label_smoothing: float = 0.0
-    augment: bool = True
-    class_weights: str = "none"
-    val_split: float = 0.2
-    seed: int = 0
-    precision: str = "auto"
-    jit: str = "auto"
-    devices: int | str = "auto"
+    data: str = arg(help="folder of class subfolders, train/val splits, or a .zip", positional=True)
+    backbone: str = arg(help="see `python -m training backbones`")
+    weights: str = arg("imagenet", "imagenet | none | PATH")
+    image_size: int | None = arg(None, "square input size (default: the backbone's)", type=int)
+    batch_size: int = arg(32)
+    epochs_head: int = arg(10, "phase 1 epochs (0 skips)")
+    epochs_finetune: int = arg(5, "phase 2 epochs (0 skips)")
+    unfreeze: int | str | None = arg(
+        None,
+        "top backbone blocks to train in phase 2: N or all (default 2, or all with --weights none)",
+    )
+    lr: float = arg(1e-3, "phase 1 learning rate")
+    finetune_lr: float = arg(1e-4, "phase 2 learning rate")
+    l2: float = arg(0.0, "L2 on the head's kernels")
+    dropout: float = arg(0.2)
+    head_units: int = arg(0, "hidden head layer (0: none)")
+    optimizer: str = arg("adam", choices=OPTIMIZERS)
+    schedule: str = arg("constant", "learning-rate schedule within each phase", choices=SCHEDULES)
+    label_smoothing: float = arg(0.0)
+    augment: bool = arg(True, "turn off flip/rotation/zoom augmentation in phase 2")
+    class_weights: str = arg("none", choices=CLASS_WEIGHTS)
+    val_split: float = arg(0.2)
+    seed: int = arg(0)
+    precision: str = arg("auto", choices=PRECISIONS)
+    jit: str = arg("auto", choices=SWITCHES)
+    devices: int | str = arg(
+        "auto", "data-parallel over N devices (JAX); auto: every GPU when there are several"
+    )
 
     def __post_init__(self) -> None:
         self.weights = normalize_weights(self.weights)
@@ -148,12 +154,6 @@ class TrainConfig:
         if self.unfreeze is None:
             return 2 if self.pretrained else "all"
         return self.unfreeze
-
-    @classmethod
-    def from_args(cls, args: Any) -> TrainConfig:
-        """The config of a parsed ``train``/``check`` command line: every field its flag set."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in vars(args).items() if k in names})
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

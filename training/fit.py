@@ -11,6 +11,8 @@ after a kill finds the unfinished run, reloads the weights saved at the end of p
 ``BackupAndRestore`` continues phase 2 from its last finished epoch. Every file a later run reads
 (phase 1's weights, checkpoints, history, predictions, the model) is renamed into place only when
 whole; a write that fails (a full disk) leaves the run interrupted, so the same command resumes it.
+
+One concept over 400 lines: the two-phase fit of one run, from its creation to its saved model.
 """
 
 from __future__ import annotations

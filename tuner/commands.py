@@ -9,6 +9,7 @@ import sys
 
 from training.console import emit_json
 from training.errors import ConfigError
+from training.fields import from_args
 
 KT_ENV = ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT")
 
@@ -41,25 +42,7 @@ def run_search(args: argparse.Namespace) -> int:
     from tuner.search import search
 
     configure_distribution(args.distributed)
-    config = SearchConfig(
-        data=args.data,
-        backbones=args.backbone,
-        weights=args.weights,
-        image_size=args.image_size,
-        batch_size=args.batch_size,
-        trials=args.trials,
-        stages=args.stages,
-        epochs_head=args.epochs_head,
-        epochs_finetune=args.epochs_finetune,
-        top_k=args.top_k,
-        tuner=args.tuner,
-        space=args.space,
-        val_split=args.val_split,
-        seed=args.seed,
-        precision=args.precision,
-        jit=args.jit,
-        devices=args.devices,
-    )
+    config = from_args(SearchConfig, args)
     echo = (lambda m: print(m, file=sys.stderr)) if args.json else print
     result = search(
         config, resume=args.resume, role=args.distributed, verbose=0 if args.json else 1, echo=echo

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from training.backbones import BackboneSpec, get_backbone
@@ -24,7 +24,8 @@ from training.config import (
     normalize_weights,
 )
 from training.errors import ConfigError
-from tuner.space import parse_overrides
+from training.fields import arg
+from tuner.overrides import parse_overrides
 
 TUNERS = ("random", "hyperband", "bayesian")
 # Fields a resumed search may change without changing what it computes.
@@ -35,23 +36,30 @@ RESUME_FREE = ("resume", "distributed", "devices")
 class SearchConfig:
     """Everything that decides what a search computes (CLI flags map one to one)."""
 
-    data: str
-    backbones: list[str]
-    weights: str = "imagenet"
-    image_size: int | None = None
-    batch_size: int = 32
-    trials: int = 20
-    stages: int = 2
-    epochs_head: int = 10
-    epochs_finetune: int = 3
-    top_k: int = 2
-    tuner: str = "random"
-    space: list[str] = field(default_factory=list)
-    val_split: float = 0.2
-    seed: int = 0
-    precision: str = "auto"
-    jit: str = "auto"
-    devices: int | str = "auto"
+    data: str = arg(help="folder of class subfolders, train/val splits, or a .zip", positional=True)
+    backbones: list[str] = arg(help="one name or several, comma-separated", flag="--backbone")
+    weights: str = arg("imagenet", "imagenet | none | PATH")
+    image_size: int | None = arg(None, type=int)
+    batch_size: int = arg(32)
+    trials: int = arg(20, "head trials over all stages")
+    stages: int = arg(2, "coarse-to-fine stages")
+    epochs_head: int = arg(10, "epochs of each head trial")
+    epochs_finetune: int = arg(3, "phase 2 epochs of the top K")
+    top_k: int = arg(2, "configurations fine-tuned in full (0: a head search only, no model)")
+    tuner: str = arg("random", choices=TUNERS)
+    space: list[str] = arg(
+        default_factory=list,
+        help="override a range, e.g. lr=1e-4:1e-2 or optimizer=adam,sgd (repeatable)",
+        action="append",
+        metavar="NAME=LOW:HIGH|A,B",
+    )
+    val_split: float = arg(0.2)
+    seed: int = arg(0)
+    precision: str = arg("auto", choices=PRECISIONS)
+    jit: str = arg("auto", choices=SWITCHES)
+    devices: int | str = arg(
+        "auto", "data-parallel fine-tuning of the top K over N devices (JAX); auto: every GPU"
+    )
 
     def __post_init__(self) -> None:
         self.weights = normalize_weights(self.weights)

@@ -12,6 +12,9 @@
 
 Everything is in the run store as it happens; Keras Tuner's own files (one project per stage)
 make a killed search resumable: finished trials are kept, the interrupted one is redone.
+
+One concept over 400 lines: the staged head search (its chief/worker roles share every step;
+the top-K fine-tune is in :mod:`tuner.finetune`).
 """
 
 from __future__ import annotations
@@ -40,8 +43,9 @@ from tuner.config import SearchConfig
 from tuner.finetune import finetune_top, head_only_summary
 from tuner.heads import HeadHyperparameters, HeadTrainer
 from tuner.oracles import HISTORY_FILE, make_oracle
+from tuner.overrides import parse_overrides
 from tuner.resume import repair_trials, save_state
-from tuner.space import SearchSpace, default_space, parse_overrides
+from tuner.space import SearchSpace, default_space
 from tuner.stages import apply_actions, next_stage, plan_stages
 
 TOP_PER_STAGE = 3

@@ -15,6 +15,9 @@ Keras Tuner quirks this module works around:
   coerced to the hyperparameter's own type here (``dropout=0,0.5`` → ``[0.0, 0.5]``).
 - ``hp.Float``'s default is ``min_value`` unless given; we pass the middle of the range (the
   geometric middle for log ranges), which is what a trial without a sampled value gets.
+
+One concept over 400 lines: the space's ranges and their rules (``--space`` parsing is in
+:mod:`tuner.overrides`).
 """
 
 from __future__ import annotations
@@ -442,64 +445,3 @@ def default_space(
             Range("finetune_factor", "float", low=0.01, high=0.3, log=True),
         ]
     return SearchSpace(ranges)
-
-
-def parse_overrides(items: Iterable[str]) -> dict[str, Range]:
-    """Ranges from ``--space`` items; a later item for the same name wins.
-
-    Forms: ``lr=1e-4:1e-2`` (a range on the name's natural scale), ``lr=1e-4:1e-2:linear`` or
-    ``dropout=0.05:0.5:log`` (the scale given), ``optimizer=adam,sgd`` (choices), ``unfreeze=2``
-    (one value: fixed).
-    """
-    out: dict[str, Range] = {}
-    for item in items:
-        name, rng = _parse_item(item)
-        out[name] = rng
-    return out
-
-
-def _parse_item(item: str) -> tuple[str, Range]:
-    text = str(item).strip()
-    where = f"--space {item!r}"
-    name, sep, value = text.partition("=")
-    name, value = name.strip(), value.strip()
-    if not sep or not name or not value:
-        raise ConfigError(
-            f"{where}: expected NAME=LOW:HIGH or NAME=A,B (e.g. lr=1e-4:1e-2, optimizer=adam,sgd)."
-        )
-    if name not in _SPECS:
-        raise ConfigError(
-            f"{where}: unknown hyperparameter {name!r}. Expected one of: "
-            f"{', '.join(HYPERPARAMETERS)}."
-        )
-    try:
-        if ":" in value:
-            parts = [p.strip() for p in value.split(":")]
-            log = None
-            if len(parts) == 3:
-                scale = parts.pop().lower()
-                if scale not in ("log", "linear"):
-                    raise ConfigError(
-                        f"expected the scale to be log or linear. Received: {scale!r}."
-                    )
-                log = scale == "log"
-            if len(parts) != 2 or not all(parts):
-                raise ConfigError(f"expected {name}=LOW:HIGH[:log|linear]. Received: {value!r}.")
-            low, high = (_parse_number(name, p) for p in parts)
-            return name, numeric_range(name, low, high, log)
-        values = [v.strip() for v in value.split(",")]
-        if not all(values):
-            raise ConfigError(f"expected {name}=A,B with no empty item. Received: {value!r}.")
-        if _SPECS[name].type is not str:
-            values = [_parse_number(name, v) for v in values]
-        return name, Range(name, "choice", choices=values)
-    except ConfigError as error:
-        reason = str(error)
-        raise ConfigError(f"{where}: {reason[:1].lower()}{reason[1:]}") from None
-
-
-def _parse_number(name: str, text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise ConfigError(f"expected a number for {name}. Received: {text!r}.") from None

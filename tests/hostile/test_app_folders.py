@@ -8,15 +8,18 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.cli_process import ROOT
+from tests.apptest import APP, TIMEOUT
 from tests.imagegen import make_image_folder
 from training.store import RunStore
 
 
 @pytest.fixture
 def datasets_page(monkeypatch, babysitter_home):
+    """The app on its Datasets page (through the router, as a visitor reaches it)."""
     monkeypatch.delenv("BABYSITTER_DATA_ROOTS")  # the default: the home's datasets/ only
-    return AppTest.from_file(str(ROOT / "app" / "views" / "datasets.py"), default_timeout=120)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    return at.switch_page("views/datasets.py")
 
 
 def add_folder(at: AppTest, folder) -> AppTest:

@@ -24,6 +24,8 @@ on the labels:
 
 The classifier is scikit-learn's (``LogisticRegression`` on standardized features, stratified
 folds); the rule itself is a few lines of NumPy (cleanlab implements it too, but is AGPL-3.0).
+
+One concept over 400 lines: one check (out-of-fold confident learning) and its evidence.
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@ look-alike but distinct images (procedural shapes sharing a layout, a fixed came
 too, so a candidate is a *near* duplicate only when small thumbnails of the two images agree as
 well (:data:`NEAR_MAX_PIXEL_DIFF`). Unconfirmed candidates count for nothing: not duplicates, not
 leakage, not a reason to keep files together in the split.
+
+One concept over 400 lines: the audit report and the one pass that fills it (text output is in
+:mod:`training.data.audit_text`, image similarity in :mod:`training.data.similarity`).
 """
 
 from __future__ import annotations

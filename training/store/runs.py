@@ -2,6 +2,9 @@
 
 Every index write is mirrored into the run folder's ``events.jsonl``, so the folder is the record
 of what ran and ``runs repair`` can rebuild a lost index from it.
+
+One concept over 400 lines: the run's record (its row, epochs, findings, events and journal),
+which must change together.
 """
 
 from __future__ import annotations

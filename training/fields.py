@@ -1,0 +1,87 @@
+"""Command-line arguments declared once, on the config dataclass they fill.
+
+Each field of ``TrainConfig`` and ``SearchConfig`` carries its flag's help (and choices, type or
+form) in its metadata; :func:`add_arguments` builds the argparse options from the fields and
+their defaults, and :func:`from_args` turns parsed options back into the dataclass. So a
+default, a choice list or a help text is written in one place, and the app's form, which builds
+the same dataclass, can never disagree with the CLI. Bounds live in ``training.config.BOUNDS``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+_MISSING = dataclasses.MISSING
+
+
+def arg(
+    default: Any = _MISSING,
+    help: str = "",
+    *,
+    default_factory: Any = _MISSING,
+    choices: tuple | None = None,
+    type: Any = None,
+    metavar: str | None = None,
+    flag: str | None = None,
+    positional: bool = False,
+    action: str | None = None,
+) -> Any:
+    """A dataclass field that is also a command-line option (see :func:`add_arguments`)."""
+    metadata = {
+        "help": help,
+        "choices": choices,
+        "type": type,
+        "metavar": metavar,
+        "flag": flag,
+        "positional": positional,
+        "action": action,
+    }
+    if default_factory is not _MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def _default(field: dataclasses.Field) -> Any:
+    if field.default_factory is not _MISSING:
+        return field.default_factory()
+    return None if field.default is _MISSING else field.default
+
+
+def add_arguments(parser: Any, cls: type) -> None:
+    """Add one option per field of ``cls`` to an ``argparse`` parser: ``--epochs-head`` for
+    ``epochs_head``, ``--no-augment`` for a boolean that defaults to True, positional for
+    ``positional=True``; required when the field has no default."""
+    for field in dataclasses.fields(cls):
+        meta = field.metadata
+        if "help" not in meta:
+            continue
+        kwargs: dict[str, Any] = {"help": meta["help"] or None}
+        if meta["positional"]:
+            parser.add_argument(field.name, **kwargs)
+            continue
+        default = _default(field)
+        flag = meta["flag"] or "--" + field.name.replace("_", "-")
+        if isinstance(default, bool):
+            flag = flag.replace("--", "--no-" if default else "--", 1)
+            kwargs["action"] = "store_false" if default else "store_true"
+            parser.add_argument(flag, dest=field.name, **kwargs)
+            continue
+        if field.default is _MISSING and field.default_factory is _MISSING:
+            kwargs["required"] = True
+        else:
+            kwargs["default"] = default
+        if meta["action"]:
+            kwargs["action"] = meta["action"]
+        else:
+            kwargs["type"] = meta["type"] or (type(default) if default is not None else str)
+        for key in ("choices", "metavar"):
+            if meta[key]:
+                kwargs[key] = list(meta[key]) if key == "choices" else meta[key]
+        parser.add_argument(flag, dest=field.name, **kwargs)
+
+
+def from_args(cls: type, args: Any) -> Any:
+    """``cls`` built from parsed options: every field its option set (others keep defaults)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in vars(args).items() if k in names})
