@@ -4,7 +4,7 @@ Generates the procedural demo classes at two sizes, runs the whole gate (audit, 
 one backbone pass over at most 512 training images, the four checks) as a user would, twice per
 dataset (the second run reuses the decoded cache), and prints seconds and each finding's status.
 
-    KERAS_BACKEND=jax python bench/check.py --backbone MobileNetV2
+    KERAS_BACKEND=jax python -m bench.check --backbone MobileNetV2
 """
 
 from __future__ import annotations
@@ -13,12 +13,9 @@ import argparse
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 SIZES = {"small": (4, 40, 64), "medium": (4, 500, 128)}  # classes, images per class, pixels
 

@@ -2,7 +2,7 @@
 commands on it, and measure whether the babysitter names the fault with the right advice (recall)
 and raises nothing else (false alarms).
 
-    python bench/faults.py DATA [--backbone VGG16] [--weights none|PATH] [--image-size 64]
+    python -m bench.faults DATA [--backbone VGG16] [--weights none|PATH] [--image-size 64]
                            [--seeds 3] [--json]
 
 DATA is a folder (class folders, or train/ and val/), ``demo`` (the procedural demo classes) or
@@ -28,8 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import zoo_data
 

@@ -6,20 +6,17 @@
 
 Prints median seconds of epochs 2..N and the speed of each relative to ``memory``.
 
-    KERAS_BACKEND=tensorflow python bench/input_pipeline.py --images 1000 --size 96 --epochs 4
+    KERAS_BACKEND=tensorflow python -m bench.input_pipeline --images 1000 --size 96 --epochs 4
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import epoch_seconds, write_jpegs
 

@@ -56,8 +56,8 @@ a mean, so an occasional checkpoint counts in full.
 the frozen-BN rows; without it the random-init backbone is saved to a file and loaded from there:
 a fair comparison of the treatment, but not pretrained numbers (the output says which).
 
-    KERAS_BACKEND=jax python bench/phase2_throughput.py --images 2048 --size 224 --epochs 3
-    KERAS_BACKEND=tensorflow python bench/phase2_throughput.py --backbone MobileNetV2 \\
+    KERAS_BACKEND=jax python -m bench.phase2_throughput --images 2048 --size 224 --epochs 3
+    KERAS_BACKEND=tensorflow python -m bench.phase2_throughput --backbone MobileNetV2 \\
         --images 512 --size 96 --batch 32 --epochs 4 --precisions float32
 """
 
@@ -76,8 +76,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import write_jpegs
 from training.store import RunStore

@@ -10,7 +10,7 @@ BatchNorm trained, and saves the notop backbone with ``save_weights``: the file
 weights do not depend on it). A JSON sidecar ``<out>.json`` records what the weights are
 (backbone, size, classes, images, epochs, source accuracy, seconds, date) so a benchmark can say.
 
-    python bench/pretrain.py --backbone MobileNetV2 --size 96 --classes 24 --images 4800 \\
+    python -m bench.pretrain --backbone MobileNetV2 --size 96 --classes 24 --images 4800 \\
         --epochs 8 --out weights/mobilenetv2-96.weights.h5
 
 BatchNorm: a backbone trained from scratch for a few hundred steps ends with moving averages
@@ -30,12 +30,8 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
-if __package__ in (None, ""):  # run as a file: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import keras
+import numpy as np
 
 from bench.source_task import make_source_arrays, source_classes
 from training.backbones import BackboneSpec, get_backbone

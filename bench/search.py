@@ -1,9 +1,9 @@
 """Head search, three ways, each from a cold start: plain Keras Tuner, plain Keras Tuner over
 features computed once, and Babysitter's ``tuner.search``.
 
-    python bench/pretrain.py --backbone MobileNetV2 --size 96 --out weights/mnv2-96.weights.h5
-    KERAS_BACKEND=jax python bench/search.py demo:2000 --weights weights/mnv2-96.weights.h5
-    KERAS_BACKEND=jax python bench/search.py demo:2000 --weights ... --repeat   # second search
+    python -m bench.pretrain --backbone MobileNetV2 --size 96 --out weights/mnv2-96.weights.h5
+    KERAS_BACKEND=jax python -m bench.search demo:2000 --weights weights/mnv2-96.weights.h5
+    KERAS_BACKEND=jax python -m bench.search demo:2000 --weights ... --repeat   # second search
 
 The contestants (``bench/search_contestants.py``):
 
@@ -40,7 +40,7 @@ What is identical across contestants, per seed:
 - the sampler: Keras Tuner's random-search oracle over that space, seeded S + 1 (the seed of
   Babysitter's first stage; Keras Tuner reads 0 as "no seed"), so the plain tuners draw
   Babysitter's first-stage trials in the same order (the table counts them to prove it);
-- a cold start: each contestant × seed is a fresh ``python bench/search.py --contestant ...``
+- a cold start: each contestant × seed is a fresh ``python -m bench.search --contestant ...``
   process with its own empty ``$BABYSITTER_HOME`` and ``$TMPDIR``, paying its own imports,
   decoding, backbone build and compilation. The order of contestants rotates with the seed.
 
@@ -102,7 +102,6 @@ import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 CONTESTANTS = ("plain", "plain-features", "babysitter")
 TITLES = {
@@ -215,12 +214,12 @@ def make_weights(args: argparse.Namespace) -> None:
 
 
 def spawn(argv: list[str], env: dict, log: Path, timeout: float | None) -> tuple[int, float]:
-    """Run ``bench/search.py ARGV`` in a fresh process; (exit code, wall seconds)."""
+    """Run ``python -m bench.search ARGV`` in a fresh process; (exit code, wall seconds)."""
     started = time.perf_counter()
     with open(log, "w") as out:
         try:
             code = subprocess.run(
-                [sys.executable, str(Path(__file__).resolve()), *argv],
+                [sys.executable, "-m", "bench.search", *argv],
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -1,6 +1,6 @@
 """The three contestants of ``bench/search.py``, each run in its own fresh process.
 
-``python bench/search.py --contestant NAME --seed S --split-dir DIR --weights PATH ...`` imports
+``python -m bench.search --contestant NAME --seed S --split-dir DIR --weights PATH ...`` imports
 this module (Keras, Keras Tuner and the few pieces of ours every contestant uses load here, so
 the time to import it is the contestant's import time), runs one contestant from a cold start,
 and writes what it measured as JSON. The parent (``bench/search.py``) spawns one such process per

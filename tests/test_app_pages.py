@@ -343,8 +343,10 @@ def test_architecture_table_totals_and_charts(home):
 
 def test_app_module_imports_no_keras():
     code = (
-        f"import sys; sys.path.insert(0, {str(ROOT)!r}); import app.charts, app.launch,"
-        " app.analysis, app.common, training.jobs; print('keras' in sys.modules)"
+        "import sys, app.charts, app.launch, app.analysis, app.common, training.jobs;"
+        " print('keras' in sys.modules)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
     assert out.stdout.strip() == "False"

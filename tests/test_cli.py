@@ -73,7 +73,8 @@ def test_inspect_vgg16_matches_the_lecture(capsys):
     assert report["training_memory"]["total_bytes"] > 0
 
 
-@pytest.mark.core
+# TensorFlow only: under JAX, training, saving and predicting are core tests of their own
+# (test_train, test_api); this journey checks the commands' wiring, which has no backend.
 def test_train_runs_predict_export_journey(tmp_path, capsys):
     data = make_image_folder(tmp_path / "d", {"red": 6, "green": 6}, size=32)
     code = main(
