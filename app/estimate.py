@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from training import jobs
-from training.backbones import BackboneSpec, get_backbone
 from training.errors import BabysitterError
+from training.model.backbones import BackboneSpec, get_backbone
 from training.store import RunStore
 from training.store.trials import trials
 from tuner.config import SearchConfig

@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 
 from app.roots import data_roots, within_roots
 from training.atomic import atomic_path
-from training.backbones import WEIGHT_SUFFIXES, BackboneSpec
+from training.model.backbones import WEIGHT_SUFFIXES, BackboneSpec
 
 CONNECT_TIMEOUT_S = 2.0
 UPLOADS = "weights"

@@ -1,4 +1,4 @@
-"""Regenerate ``training/backbones_meta.json``: the facts about each backbone that need a build.
+"""Regenerate ``training/model/backbones_meta.json``: each backbone's facts that need a build.
 
 Listing backbones in the CLI, the tuner or the app must not build 40 models, so parameter counts,
 feature widths and block names are measured here once (random weights, no download) and read
@@ -21,8 +21,8 @@ from typing import Any
 
 import keras
 
-from training.backbones import META_PATH, BackboneSpec, get_backbone, list_backbones
-from training.blocks import unfreezable_blocks
+from training.model.backbones import META_PATH, BackboneSpec, get_backbone, list_backbones
+from training.model.blocks import unfreezable_blocks
 
 
 def measure_backbone(spec: BackboneSpec, with_top: bool = True) -> dict[str, Any]:

@@ -88,7 +88,7 @@ class Fault:
 def frozen_heads():
     """A head whose layers are not trainable: the bug "nothing learns", planted in the code."""
     import training.gate as gate
-    import training.model as model
+    import training.model.classifier as model
 
     original = model.build_head
 

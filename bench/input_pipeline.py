@@ -32,11 +32,11 @@ def main() -> None:
 
     import keras
 
-    from training.backbones import get_backbone
     from training.data.audit import audit_dataset
     from training.data.batches import ImageBatches
     from training.data.cache import load_or_build_cache
     from training.data.scan import scan_dataset
+    from training.model.backbones import get_backbone
 
     work = Path(tempfile.mkdtemp(prefix="bench-input-"))
     data = work / "jpegs"

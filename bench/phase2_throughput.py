@@ -108,11 +108,11 @@ def plain_fit(
     """The textbook ``model.fit`` on arrays, under one BatchNorm treatment."""
     import keras
 
-    from training.backbones import get_backbone
     from training.batchnorm import batchnorm_layers
     from training.config import TrainConfig
     from training.device import resolve_jit
-    from training.layers import ImagePreprocessing
+    from training.model.backbones import get_backbone
+    from training.model.layers import ImagePreprocessing
 
     keras.backend.clear_session()  # resets the dtype policy too: set it afterwards
     keras.config.set_dtype_policy(precision)
@@ -242,9 +242,9 @@ def recalibration_seconds(backbone: str, x: np.ndarray, batch: int, precision: s
     """One ``recalibrate_batchnorm`` as ``train`` runs it for random weights (twice per run)."""
     import keras
 
-    from training.backbones import get_backbone
     from training.batchnorm import recalibrate_batchnorm
-    from training.layers import ImagePreprocessing
+    from training.model.backbones import get_backbone
+    from training.model.layers import ImagePreprocessing
 
     keras.backend.clear_session()
     keras.config.set_dtype_policy(precision)
@@ -403,8 +403,8 @@ def main() -> None:
 
 def run(args: argparse.Namespace, treatments: list[str], work: Path) -> None:
     """Generate the images, measure every (precision, treatment) row, print them."""
-    from training.backbones import get_backbone
     from training.data.images import load_rgb
+    from training.model.backbones import get_backbone
 
     os.environ["BABYSITTER_HOME"] = str(work / "home")
     data = work / "jpegs"

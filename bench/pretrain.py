@@ -34,10 +34,10 @@ import keras
 import numpy as np
 
 from bench.source_task import make_source_arrays, source_classes
-from training.backbones import BackboneSpec, get_backbone
 from training.batchnorm import recalibrate_batchnorm, speed_up_moving_averages
 from training.errors import BabysitterError
-from training.layers import ImagePreprocessing
+from training.model.backbones import BackboneSpec, get_backbone
+from training.model.layers import ImagePreprocessing
 
 WEIGHTS_SUFFIX = ".weights.h5"
 VAL_SHARE = 0.2  # validation images, as a share of the training images (a separate stream)
@@ -58,8 +58,8 @@ def build_source_model(
 ) -> tuple[keras.Model, keras.Model, keras.layers.Layer]:
     """``uint8 image → backbone preprocessing → backbone → dropout → softmax``.
 
-    The preprocessing is the same layer the classifier of ``training.model`` puts in front of
-    the backbone, so the backbone learns on the pixel scale it will later be fine-tuned on. No
+    The preprocessing is the same layer ``training.model.classifier`` puts in front of the
+    backbone, so the backbone learns on the pixel scale it will later be fine-tuned on. No
     augmentation: the generator already varies position, scale, colour and noise, and a flip
     would turn one grating class into another.
     """

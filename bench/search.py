@@ -205,7 +205,7 @@ def make_weights(args: argparse.Namespace) -> None:
     """A weights file every contestant loads: random (seeded) or fetched ImageNet weights."""
     import keras
 
-    from training.backbones import get_backbone
+    from training.model.backbones import get_backbone
 
     keras.utils.set_random_seed(0)
     weights = None if args.weights == "none" else args.weights

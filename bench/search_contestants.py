@@ -13,7 +13,7 @@ Tuner docs teach; what they borrow from Babysitter is only what makes the compar
   the very ranges a Babysitter head search samples (names, bounds, log/linear, choices);
 - the weights: ``BackboneSpec.build(size, PATH)`` is ``keras.applications.<Backbone>(weights=None,
   include_top=False, pooling="avg")`` plus ``load_weights(PATH)``;
-- the backbone's preprocessing: ``training.layers.ImagePreprocessing``, the arithmetic of
+- the backbone's preprocessing: ``training.model.layers.ImagePreprocessing``, the arithmetic of
   ``keras.applications``' ``preprocess_input`` as a layer;
 - the decoder: ``training.data.images.load_rgb`` (Pillow, EXIF-upright, bilinear squash to the
   size), in a thread pool as Babysitter's cache build does, so all three see identical pixels;
@@ -37,9 +37,9 @@ import keras_tuner as kt
 import numpy as np
 
 from training.babysit.thresholds import EXPLOSION_FACTOR
-from training.backbones import get_backbone
 from training.data.images import IMAGE_EXTENSIONS, load_rgb
-from training.layers import ImagePreprocessing
+from training.model.backbones import get_backbone
+from training.model.layers import ImagePreprocessing
 from training.optimizers import make_optimizer
 from training.schedules import schedule_rate
 from tuner.space import SearchSpace, default_space

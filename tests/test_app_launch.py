@@ -20,10 +20,10 @@ from app.common import remember_folder
 from tests.cli_process import ROOT
 from tests.imagegen import make_image_folder
 from training import jobs
-from training.backbones import get_backbone
 from training.config import TrainConfig
 from training.errors import ConfigError
 from training.fields import from_args
+from training.model.backbones import get_backbone
 from training.store import RunStore
 from tuner import cli as tuner_cli
 from tuner.config import SearchConfig

@@ -7,14 +7,14 @@ import json
 import keras
 import pytest
 
-from training.architecture import (
+from training.model.architecture import (
     format_architecture,
     human_bytes,
     human_count,
     inspect_architecture,
     layer_rows,
 )
-from training.backbones import get_backbone
+from training.model.backbones import get_backbone
 
 # The lecture's per-layer activation counts for VGG16 (INPUT, conv/pool rows, FC rows).
 VGG16_LECTURE_ACTIVATIONS = (

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from bench.backbone_meta import measure_backbone
-from training import backbones
-from training.backbones import META_PATH, format_backbones, get_backbone, list_backbones
-from training.blocks import set_trainable_top_blocks, unfreezable_blocks
 from training.errors import ConfigError, WeightsError
+from training.model import backbones
+from training.model.backbones import META_PATH, format_backbones, get_backbone, list_backbones
+from training.model.blocks import set_trainable_top_blocks, unfreezable_blocks
 
 EXPECTED = (
     ["VGG16", "VGG19", "ResNet50", "ResNet101", "ResNet152"]

@@ -13,8 +13,8 @@ from training.babysit.checks import (
     regularization_check,
     tiny_subset,
 )
-from training.backbones import get_backbone
-from training.model import build_classifier, build_head
+from training.model.backbones import get_backbone
+from training.model.classifier import build_classifier, build_head
 
 pytestmark = pytest.mark.core
 CLASSES = 3

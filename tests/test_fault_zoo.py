@@ -171,7 +171,7 @@ def test_five_images_per_class_fail_as_too_few(data):
 
 def test_a_frozen_head_is_named_frozen_not_a_low_rate(data, monkeypatch):
     import training.gate as gate
-    import training.model as model
+    import training.model.classifier as model
 
     original = model.build_head
 

@@ -20,9 +20,20 @@ PACKAGES = ("training", "tuner", "app")
 MAY_NOT_IMPORT = {
     "training": ("tuner", "app"),
     "tuner": ("app",),
-    "training.babysit": ("training.fit", "training.gate", "training.store", "training.model"),
-    "training.data": ("training.fit", "training.parallel", "training.store", "training.model"),
+    "training.babysit": (
+        "training.fit",
+        "training.gate",
+        "training.store",
+        "training.model.classifier",
+    ),
+    "training.data": (
+        "training.fit",
+        "training.parallel",
+        "training.store",
+        "training.model.classifier",
+    ),
     "training.store": ("training.fit", "training.gate", "training.data", "training.babysit"),
+    "training.model": ("training.fit", "training.gate", "training.store", "training.babysit"),
 }
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from training.errors import ConfigError
-from training.layers import ClassNames, ImagePreprocessing
+from training.model.layers import ClassNames, ImagePreprocessing
 
 pytestmark = pytest.mark.core
 
@@ -102,7 +102,7 @@ def test_saved_model_keeps_preprocessing_and_labels(tmp_path):
 def test_random_affine_is_identity_at_inference_and_varies_in_training():
     import numpy as np
 
-    from training.layers import RandomAffine
+    from training.model.layers import RandomAffine
 
     rng = np.random.default_rng(0)
     images = rng.uniform(0, 255, (4, 16, 16, 3)).astype("float32")
@@ -116,7 +116,7 @@ def test_random_affine_is_identity_at_inference_and_varies_in_training():
 def test_random_affine_flip_alone_mirrors_or_keeps_each_image():
     import numpy as np
 
-    from training.layers import RandomAffine
+    from training.model.layers import RandomAffine
 
     images = np.arange(2 * 8 * 8 * 3, dtype="float32").reshape(2, 8, 8, 3)
     batch = np.concatenate([images] * 8)

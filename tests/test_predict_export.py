@@ -9,7 +9,7 @@ import pytest
 
 from training.errors import BackendError
 from training.export import export_model
-from training.layers import ClassNames
+from training.model.layers import ClassNames
 from training.predict import load_model_file, predict_files
 
 pytestmark = pytest.mark.core

@@ -17,14 +17,14 @@ import keras
 import numpy as np
 import pytest
 
-import training.layers  # noqa: F401  (registers the custom layers load_model needs)
+import training.model.layers  # noqa: F401  (registers the custom layers load_model needs)
 from tests.imagegen import make_image_folder
 from tests.pretrained import make_pretrained_weights, sidecar_path
-from training.backbones import get_backbone
-from training.blocks import unfreezable_blocks
 from training.config import TrainConfig
 from training.fit import train
-from training.model import build_head
+from training.model.backbones import get_backbone
+from training.model.blocks import unfreezable_blocks
+from training.model.classifier import build_head
 from training.prepare import prepare_for_config
 from training.store import RunStore
 

@@ -13,11 +13,11 @@ import training.fit
 import training.prepare
 import tuner.search
 from tests.imagegen import make_image_folder
-from training.backbones import get_backbone
 from training.data.audit import audit_dataset
 from training.data.audit_cache import cached_audit
 from training.data.scan import scan_dataset
 from training.feature_cache import FeatureCache
+from training.model.backbones import get_backbone
 from training.store import RunStore
 from training.store.trials import trials
 from tuner.cli import main as tuner_main

@@ -140,7 +140,7 @@ def test_imagenet_download_failure_names_the_alternatives(colours, monkeypatch):
 
 
 def test_local_weights_file_is_used(colours, tmp_path):
-    from training.backbones import get_backbone
+    from training.model.backbones import get_backbone
 
     backbone = get_backbone("MobileNetV2").build(32, None)
     path = tmp_path / "mobilenet.weights.h5"

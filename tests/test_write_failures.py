@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 
 from tests.imagegen import make_image_folder
-from training.backbones import get_backbone
 from training.callbacks import ThrottledBackupAndRestore
 from training.cli import main
 from training.data import cache as cache_module
@@ -29,6 +28,7 @@ from training.data.images import load_rgb
 from training.data.scan import scan_dataset
 from training.errors import WriteError
 from training.feature_cache import FeatureCache
+from training.model.backbones import get_backbone
 from training.predict import load_model_file, predict_arrays
 from training.store import RunStore
 

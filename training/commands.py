@@ -43,7 +43,7 @@ def audit(args: argparse.Namespace) -> int:
 
 @command("backbones")
 def backbones(args: argparse.Namespace) -> int:
-    from training.backbones import format_backbones, list_backbones
+    from training.model.backbones import format_backbones, list_backbones
 
     specs = list_backbones()
     if args.json:
@@ -55,7 +55,7 @@ def backbones(args: argparse.Namespace) -> int:
 
 @command("inspect")
 def inspect(args: argparse.Namespace) -> int:
-    from training.architecture import format_architecture, inspect_architecture
+    from training.model.architecture import format_architecture, inspect_architecture
 
     report = inspect_architecture(args.backbone, args.image_size, include_top=args.include_top)
     if args.json:

@@ -38,9 +38,9 @@ def demo_config(data: str, backbone: str, weights: str) -> TrainConfig:
 
 
 def run_demo(backbone: str | None = None, as_json: bool = False) -> int:
-    from training.backbones import get_backbone
     from training.data.demo import make_demo_dataset
     from training.fit import train
+    from training.model.backbones import get_backbone
     from training.prepare import audit_path
 
     echo = (lambda m: print(m, file=sys.stderr)) if as_json else print

@@ -32,17 +32,17 @@ from training.babysit.diagnose import diagnose_fit
 from training.babysit.explosion import LossExplosionStop
 from training.babysit.findings import Finding, as_dicts
 from training.babysit.label_noise import label_noise_check
-from training.backbones import BackboneSpec
 from training.batchnorm import recalibrate_batchnorm, speed_up_moving_averages
-from training.blocks import set_trainable_top_blocks
 from training.callbacks import RunLogger, ThrottledBackupAndRestore
 from training.config import TrainConfig
 from training.data.batches import ImageBatches, batch_multiple
 from training.device import accelerator, apply_precision, resolve_jit, use_compilation_cache
 from training.errors import TrainingDiverged
 from training.feature_cache import cached_features
-from training.losses import classification_loss
-from training.model import Classifier, build_classifier
+from training.model.backbones import BackboneSpec
+from training.model.blocks import set_trainable_top_blocks
+from training.model.classifier import Classifier, build_classifier
+from training.model.losses import classification_loss
 from training.optimizers import make_optimizer
 from training.parallel import data_parallel
 from training.prepare import PreparedData, prepare_for_config, resolve_model_config

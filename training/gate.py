@@ -32,8 +32,8 @@ from training.config import TrainConfig
 from training.device import use_compilation_cache
 from training.feature_cache import cached_features
 from training.fit import extract_features, recalibrate
-from training.losses import classification_loss
-from training.model import build_classifier, build_head
+from training.model.classifier import build_classifier, build_head
+from training.model.losses import classification_loss
 from training.optimizers import make_optimizer
 from training.prepare import prepare_for_config, resolve_model_config
 from training.store import RunStore

@@ -14,8 +14,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-import training.layers
-import training.losses  # noqa: F401
+import training.model.layers
+import training.model.losses  # noqa: F401
 from training.data.archive import ArchiveLimits, check_zip_entries
 from training.data.images import load_rgb
 from training.errors import BabysitterError, ConfigError, ImageError, ModelFileError

@@ -83,7 +83,7 @@ def prepare_data(
 def resolve_model_config(config):
     """The backbone spec and image size of a ``TrainConfig``, its weights file checked: refused
     here, before the store is opened, a bad value records nothing."""
-    from training.backbones import check_weights, get_backbone
+    from training.model.backbones import check_weights, get_backbone
 
     spec = get_backbone(config.backbone)
     image_size = config.image_size or spec.default_size

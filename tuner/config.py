@@ -13,7 +13,6 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from training.backbones import BackboneSpec, get_backbone
 from training.config import (
     BOUNDS,
     PRECISIONS,
@@ -25,6 +24,7 @@ from training.config import (
 )
 from training.errors import ConfigError
 from training.fields import arg
+from training.model.backbones import BackboneSpec, get_backbone
 from tuner.overrides import parse_overrides
 
 TUNERS = ("random", "hyperband", "bayesian")

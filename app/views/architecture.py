@@ -9,21 +9,21 @@ from app.charts import layers_chart
 
 @st.cache_resource(show_spinner="Reading the backbone registry…")
 def backbone_sizes() -> dict[str, tuple[int, int]]:
-    from training.backbones import list_backbones
+    from training.model.backbones import list_backbones
 
     return {spec.name: (spec.default_size, spec.min_size) for spec in list_backbones()}
 
 
 @st.cache_data(show_spinner="Building the model to measure it…", max_entries=8)
 def inspect(name: str, image_size: int, include_top: bool) -> dict:
-    from training.architecture import inspect_architecture
+    from training.model.architecture import inspect_architecture
 
     return inspect_architecture(name, image_size, include_top=include_top).to_dict()
 
 
 def human(value: float, unit: str = "") -> str:
     """In ``inspect``'s units; imported on use, as ``inspect`` above has loaded Keras by then."""
-    from training.architecture import human_bytes, human_count
+    from training.model.architecture import human_bytes, human_count
 
     return human_bytes(value) if unit == "B" else human_count(value)
 

@@ -16,9 +16,9 @@ import streamlit as st
 from app import estimate, launch, weights
 from app.common import dataset_picker, show_findings, store
 from training import jobs
-from training.backbones import get_backbone, list_backbones
 from training.data.images import IMAGE_EXTENSIONS
 from training.errors import BabysitterError, ConfigError
+from training.model.backbones import get_backbone, list_backbones
 from training.store import Run, RunStore
 from tuner.config import SearchConfig
 

@@ -21,7 +21,7 @@ from PIL import Image
 
 from tests.hostile.conftest import snapshot
 from tests.test_predict_export import tiny_model
-from training.layers import ClassNames
+from training.model.layers import ClassNames
 from training.store import RunStore
 
 pytestmark = pytest.mark.core  # they replace core tests of predict; CI runs them under JAX too
@@ -191,7 +191,7 @@ def test_an_unregistered_class_is_refused_and_its_module_not_imported(
         if entry != "config.json":
             return data
         return (
-            data.replace(b'"module": "training.layers"', f'"module": "{module}"'.encode())
+            data.replace(b'"module": "training.model.layers"', f'"module": "{module}"'.encode())
             .replace(b'"class_name": "ClassNames"', f'"class_name": "{name}"'.encode())
             .replace(b"babysitter>ClassNames", f"{module}>{name}".encode())
         )

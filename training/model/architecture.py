@@ -30,7 +30,7 @@ from typing import Any
 
 import keras
 
-from training.backbones import get_backbone
+from training.model.backbones import get_backbone
 
 _VIEWS = (keras.layers.Flatten, keras.layers.Reshape, keras.layers.Identity)
 _FREE = (

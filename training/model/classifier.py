@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import keras
 
-from training.backbones import BackboneSpec
-from training.layers import ClassNames, ImagePreprocessing, RandomAffine
+from training.model.backbones import BackboneSpec
+from training.model.layers import ClassNames, ImagePreprocessing, RandomAffine
 
 
 @dataclass

@@ -17,7 +17,7 @@ import keras
 from training.errors import ConfigError
 
 if TYPE_CHECKING:
-    from training.backbones import BackboneSpec
+    from training.model.backbones import BackboneSpec
 
 
 @dataclass(frozen=True)

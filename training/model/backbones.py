@@ -3,12 +3,12 @@
 Like timm's ``@register_model``: each family is one decorated entry below, and everything else
 (CLI, tuner, app) reads :func:`list_backbones` / :func:`get_backbone` instead of a hard-coded
 list, so a new family is one function here. The mechanism (``BackboneSpec``, the lookups, the
-weights rules) is in :mod:`training.registry`.
+weights rules) is in :mod:`training.model.registry`.
 """
 
 from __future__ import annotations
 
-from training.registry import (
+from training.model.registry import (
     _GCS,
     META_PATH,
     WEIGHT_SUFFIXES,
