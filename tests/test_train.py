@@ -107,7 +107,7 @@ def test_killed_run_resumes_where_it_stopped(colours, monkeypatch):
             raise KeyboardInterrupt
 
     monkeypatch.setattr(callbacks_module.RunLogger, "on_epoch_end", stop_after_first_finetune_epoch)
-    config = tiny_config(colours, epochs_finetune=3)
+    config = tiny_config(colours, epochs_head=1, epochs_finetune=3)
     with pytest.raises(KeyboardInterrupt):
         train(config, verbose=0, echo=lambda m: None)
     store = RunStore()
