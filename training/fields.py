@@ -78,6 +78,8 @@ def add_arguments(parser: Any, cls: type) -> None:
         for key in ("choices", "metavar"):
             if meta[key]:
                 kwargs[key] = list(meta[key]) if key == "choices" else meta[key]
+        if "choices" not in kwargs:  # the flag as typed (--backbone), not the field (backbones)
+            kwargs.setdefault("metavar", flag.removeprefix("--").replace("-", "_").upper())
         parser.add_argument(flag, dest=field.name, **kwargs)
 
 
