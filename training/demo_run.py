@@ -7,10 +7,8 @@ initial weights (the only place that falls back silently-but-loudly; ``train`` r
 
 from __future__ import annotations
 
-import sys
-
 from training.config import TrainConfig
-from training.console import emit_json, print_result
+from training.console import emit_json, print_result, to_stderr
 from training.errors import WeightsError
 from training.store import RunStore
 
@@ -43,7 +41,7 @@ def run_demo(backbone: str | None = None, as_json: bool = False) -> int:
     from training.model.backbones import get_backbone
     from training.prepare import audit_path
 
-    echo = (lambda m: print(m, file=sys.stderr)) if as_json else print
+    echo = to_stderr if as_json else print
     store = RunStore()
     data_dir = make_demo_dataset(store.demo_dir(), per_class=DEMO_PER_CLASS)
     echo(f"Demo dataset: {data_dir}")

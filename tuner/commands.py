@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import sys
 
-from training.console import emit_json
+from training.console import emit_json, to_stderr
 from training.errors import ConfigError
 from training.fields import from_args
 
@@ -43,7 +42,7 @@ def run_search(args: argparse.Namespace) -> int:
 
     configure_distribution(args.distributed)
     config = from_args(SearchConfig, args)
-    echo = (lambda m: print(m, file=sys.stderr)) if args.json else print
+    echo = to_stderr if args.json else print
     result = search(
         config, resume=args.resume, role=args.distributed, verbose=0 if args.json else 1, echo=echo
     )
