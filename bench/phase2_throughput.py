@@ -1,8 +1,8 @@
-"""Phase-2 training throughput of ``training.fit.train`` vs plain ``model.fit``, like for like.
+"""Phase-2 throughput of ``training.fit.two_phase.train`` vs plain ``model.fit``, like for like.
 
 Same process, same backbone, image size, batch size, images (generated JPEGs), optimizer (Adam at
 ``TrainConfig.finetune_lr``), loss (sparse cross-entropy), precision, ``jit_compile``
-(``training.device.resolve_jit("auto")`` on both sides) and no augmentation. Every layer is
+(``training.fit.device.resolve_jit("auto")`` on both sides) and no augmentation. Every layer is
 unfrozen on both sides (``unfreeze="all"`` for ours). Two BatchNorm treatments, each run on both
 sides, because the work per step differs (a review measured ~1.15x more with trained BatchNorm
 on a CPU):
@@ -108,9 +108,9 @@ def plain_fit(
     """The textbook ``model.fit`` on arrays, under one BatchNorm treatment."""
     import keras
 
-    from training.batchnorm import batchnorm_layers
     from training.config import TrainConfig
-    from training.device import resolve_jit
+    from training.fit.batchnorm import batchnorm_layers
+    from training.fit.device import resolve_jit
     from training.model.backbones import get_backbone
     from training.model.layers import ImagePreprocessing
 
@@ -185,12 +185,12 @@ def ours(
     weights_file: Path,
     augment: bool = False,
 ) -> dict:
-    """``training.fit.train`` phase 2 only, timed per epoch by ``EpochClock``."""
+    """``training.fit.two_phase.train`` phase 2 only, timed per epoch by ``EpochClock``."""
     import keras
 
     from training.config import TrainConfig
     from training.errors import TrainingDiverged
-    from training.fit import train
+    from training.fit.two_phase import train
 
     keras.backend.clear_session()
     config = TrainConfig(
@@ -242,7 +242,7 @@ def recalibration_seconds(backbone: str, x: np.ndarray, batch: int, precision: s
     """One ``recalibrate_batchnorm`` as ``train`` runs it for random weights (twice per run)."""
     import keras
 
-    from training.batchnorm import recalibrate_batchnorm
+    from training.fit.batchnorm import recalibrate_batchnorm
     from training.model.backbones import get_backbone
     from training.model.layers import ImagePreprocessing
 
@@ -262,7 +262,7 @@ def machine() -> dict:
     """Backend, versions, CPU and load: the context that the img/s depend on."""
     import keras
 
-    from training.device import accelerator
+    from training.fit.device import accelerator
 
     backend = keras.backend.backend()
     module = __import__("jax" if backend == "jax" else backend)
@@ -296,7 +296,7 @@ def measure_row(args, data, x, y, precision, treatment, weights_file) -> dict:
     plain = plain_fit(
         args.backbone, x, y, args.batch, args.epochs, precision, treatment, weights_file
     )
-    say("training.fit.train")
+    say("training.fit.two_phase.train")
     mine = ours(data, *common, weights_file)
     row = {
         "precision": precision,
@@ -325,7 +325,7 @@ def measure_row(args, data, x, y, precision, treatment, weights_file) -> dict:
             recalibration_seconds(args.backbone, x, args.batch, precision), 2
         )
     if args.augmented:
-        say("training.fit.train with augmentation")
+        say("training.fit.two_phase.train with augmentation")
         augmented = ours(data, *common, weights_file, augment=True)
         row["augmented_img_s"] = round(augmented["img_s"], 1)
         row["augmented_ratio"] = round(augmented["img_s"] / plain["img_s"], 3)

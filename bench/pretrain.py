@@ -16,7 +16,7 @@ weights do not depend on it). A JSON sidecar ``<out>.json`` records what the wei
 BatchNorm: a backbone trained from scratch for a few hundred steps ends with moving averages
 that lag its weights (MobileNetV2's momentum is 0.999), and a pretrained backbone is used with
 those statistics frozen. So the momentum is lowered while training and the statistics are
-re-estimated over the training images at the end (``training.batchnorm``), as ``train`` does for
+re-estimated over the training images at the end (``training.fit.batchnorm``), as ``train`` does for
 ``--weights none``; the accuracies reported are inference-mode ones, computed with them.
 """
 
@@ -34,8 +34,8 @@ import keras
 import numpy as np
 
 from bench.source_task import make_source_arrays, source_classes
-from training.batchnorm import recalibrate_batchnorm, speed_up_moving_averages
 from training.errors import BabysitterError
+from training.fit.batchnorm import recalibrate_batchnorm, speed_up_moving_averages
 from training.model.backbones import BackboneSpec, get_backbone
 from training.model.layers import ImagePreprocessing
 

@@ -33,7 +33,7 @@ What is identical across contestants, per seed:
   plain tuners' ``HyperParameters`` by its own ``register``: lr, l2, dropout, optimizer,
   schedule, head_units, label_smoothing, same names, bounds, scales and choices;
 - what each hyperparameter means: Adam / AdamW(weight_decay=1e-4) / SGD(Nesterov, momentum 0.9);
-  ``training.schedules.schedule_rate`` per epoch; cross-entropy from logits with label smoothing
+  ``training.fit.schedules.schedule_rate`` per epoch; cross-entropy from logits with label smoothing
   on one-hot targets; L2 ``l2·Σw²`` on the head's kernels; dropout before the head; a ReLU
   hidden layer of ``head_units`` when > 0 (Glorot uniform); logits initialised N(0, 0.01²);
 - the trial budget (``--trials``), epochs per trial (``--epochs``), batch size, float32;
@@ -285,7 +285,7 @@ def make_splits(source: Path, seeds: int, val_split: float, work: Path) -> tuple
     """One ``train/`` + ``val/`` folder of hard links per seed; Babysitter's audit and split."""
     from training.data.audit import raise_if_untrainable
     from training.data.split import split_records
-    from training.prepare import audit_path
+    from training.fit.prepare import audit_path
 
     report = audit_path(source, work / "unpacked")
     raise_if_untrainable(report)

@@ -17,8 +17,8 @@ Tuner docs teach; what they borrow from Babysitter is only what makes the compar
   ``keras.applications``' ``preprocess_input`` as a layer;
 - the decoder: ``training.data.images.load_rgb`` (Pillow, EXIF-upright, bilinear squash to the
   size), in a thread pool as Babysitter's cache build does, so all three see identical pixels;
-- the meaning of each hyperparameter, as ``tuner.heads``/``training.fit`` implement it (see
-  :func:`head_logits` and :func:`compile_head`).
+- the meaning of each hyperparameter, as ``tuner.heads``/``training.fit.two_phase`` implement
+  it (see :func:`head_logits` and :func:`compile_head`).
 """
 
 from __future__ import annotations
@@ -38,10 +38,10 @@ import numpy as np
 
 from training.babysit.thresholds import EXPLOSION_FACTOR
 from training.data.images import IMAGE_EXTENSIONS, load_rgb
+from training.fit.optimizers import make_optimizer
+from training.fit.schedules import schedule_rate
 from training.model.backbones import get_backbone
 from training.model.layers import ImagePreprocessing
-from training.optimizers import make_optimizer
-from training.schedules import schedule_rate
 from tuner.space import SearchSpace, default_space
 
 # ---------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import numpy as np
 
 from training.config import TrainConfig
 from training.errors import ConfigError
-from training.fit import train
+from training.fit.two_phase import train
 from training.store import RunStore
 
 

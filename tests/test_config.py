@@ -54,3 +54,39 @@ def test_round_trip_and_fingerprint(tmp_path):
 def test_unknown_field_in_saved_config_is_refused():
     with pytest.raises(ConfigError, match="Unknown config field"):
         TrainConfig.from_dict({"data": "d", "backbone": "x", "colour": "red"})
+
+
+def test_a_search_hands_every_shared_field_to_its_fine_tunes_and_both_clis_offer_them():
+    """The fields train and search share are declared once: a search's fine-tune gets each
+    one's value, and both commands' parsers offer the same flag with the same help."""
+    import argparse
+    import dataclasses
+
+    from training.config import SharedConfig
+    from training.fields import add_arguments
+    from tuner.config import SearchConfig
+
+    shared = {
+        "data": "elsewhere",
+        "weights": "none",
+        "image_size": 48,
+        "batch_size": 7,
+        "val_split": 0.3,
+        "seed": 11,
+        "precision": "float32",
+        "jit": "off",
+        "devices": "1",
+    }
+    assert set(shared) == {f.name for f in dataclasses.fields(SharedConfig)}
+    search = SearchConfig(backbones=["MobileNetV2"], **shared)
+    fine_tune = search.train_config("MobileNetV2", lr=0.01)
+    assert {name: getattr(fine_tune, name) for name in shared} == search.shared_values()
+    assert fine_tune.devices == 1 and fine_tune.lr == 0.01
+
+    def helps(cls):
+        parser = argparse.ArgumentParser()
+        add_arguments(parser, cls)
+        return {a.dest: a.help for a in parser._actions if a.dest in shared}
+
+    assert helps(TrainConfig) == helps(SearchConfig)
+    assert len(helps(TrainConfig)) == len(shared)

@@ -19,7 +19,7 @@ from tests.cli_process import ROOT, cli_env
 from tests.imagegen import make_image_folder
 from training.data.batches import ImageBatches
 from training.errors import ConfigError
-from training.parallel import resolve_devices
+from training.fit.parallel import resolve_devices
 
 pytest.importorskip("jax")
 

@@ -20,7 +20,7 @@ from tests.imagegen import class_image
 from training.babysit.diagnose import batchnorm_mismatch
 from training.config import TrainConfig
 from training.errors import TrainingDiverged
-from training.fit import train
+from training.fit.two_phase import train
 from training.gate import run_gate
 
 LR = 1e-2

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from training.schedules import schedule_rate
+from training.fit.schedules import schedule_rate
 from tuner.heads import HeadHyperparameters, HeadTrainer
 
 pytestmark = pytest.mark.core

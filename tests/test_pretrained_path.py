@@ -21,11 +21,11 @@ import training.model.layers  # noqa: F401  (registers the custom layers load_mo
 from tests.imagegen import make_image_folder
 from tests.pretrained import make_pretrained_weights, sidecar_path
 from training.config import TrainConfig
-from training.fit import train
+from training.fit.prepare import prepare_for_config
+from training.fit.two_phase import train
 from training.model.backbones import get_backbone
 from training.model.blocks import unfreezable_blocks
 from training.model.classifier import build_head
-from training.prepare import prepare_for_config
 from training.store import RunStore
 
 pytestmark = pytest.mark.core

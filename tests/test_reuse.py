@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import training.fit
-import training.prepare
+import training.fit.prepare
+import training.fit.two_phase
 import tuner.search
 from tests.imagegen import make_image_folder
 from training.data.audit import audit_dataset
 from training.data.audit_cache import cached_audit
 from training.data.scan import scan_dataset
-from training.feature_cache import FeatureCache
+from training.fit.feature_cache import FeatureCache
 from training.model.backbones import get_backbone
 from training.store import RunStore
 from training.store.trials import trials
@@ -43,7 +43,7 @@ def calls(monkeypatch):
     """How many times the audit and the backbone feature pass actually ran, and how many
     backbones a search built."""
     counts = {"audit": 0, "features": 0, "builds": 0}
-    audit, extract = training.prepare.audit_dataset, training.fit.extract_features
+    audit, extract = training.fit.prepare.audit_dataset, training.fit.two_phase.extract_features
     build = tuner.search.build_classifier
 
     def counted_build(*args, **kwargs):
@@ -58,8 +58,8 @@ def calls(monkeypatch):
         counts["features"] += 1
         return extract(*args, **kwargs)
 
-    monkeypatch.setattr(training.prepare, "audit_dataset", counted_audit)
-    monkeypatch.setattr(training.fit, "extract_features", counted_extract)
+    monkeypatch.setattr(training.fit.prepare, "audit_dataset", counted_audit)
+    monkeypatch.setattr(training.fit.two_phase, "extract_features", counted_extract)
     monkeypatch.setattr(tuner.search, "build_classifier", counted_build)
     return counts
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from tests.imagegen import make_image_folder
-from training import callbacks as callbacks_module
 from training.config import TrainConfig
 from training.errors import WeightsError
-from training.fit import train
+from training.fit import callbacks as callbacks_module
+from training.fit.two_phase import train
 from training.predict import load_model_file, predict_arrays, predict_files
 from training.store import RunStore
 

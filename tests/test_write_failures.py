@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 
 from tests.imagegen import make_image_folder
-from training.callbacks import ThrottledBackupAndRestore
 from training.cli import main
 from training.data import cache as cache_module
 from training.data.audit import audit_dataset
@@ -27,7 +26,8 @@ from training.data.cache import load_or_build_cache, open_cache
 from training.data.images import load_rgb
 from training.data.scan import scan_dataset
 from training.errors import WriteError
-from training.feature_cache import FeatureCache
+from training.fit.callbacks import ThrottledBackupAndRestore
+from training.fit.feature_cache import FeatureCache
 from training.model.backbones import get_backbone
 from training.predict import load_model_file, predict_arrays
 from training.store import RunStore

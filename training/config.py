@@ -16,7 +16,7 @@ from typing import Any
 
 from training.errors import ConfigError
 from training.fields import arg
-from training.schedules import SCHEDULES
+from training.fit.schedules import SCHEDULES
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
@@ -24,6 +24,7 @@ SWITCHES = ("auto", "on", "off")
 # How the work is spread, not what it computes: a run resumed on other devices is the same run.
 FINGERPRINT_FREE = ("devices",)
 CLASS_WEIGHTS = ("none", "balanced")
+RUNS_ON = "how the work runs (not what it computes)"
 BOUNDS: dict[str, tuple[float, float]] = {
     "image_size": (8, 2048),
     "batch_size": (1, 65536),
@@ -77,8 +78,51 @@ class FieldError(ConfigError):
         self.field, self.value, self.low, self.high, self.hint = field, value, low, high, hint
 
 
-@dataclass
-class TrainConfig:
+@dataclass(kw_only=True)
+class SharedConfig:
+    """The fields ``train``, ``check`` and ``search`` share: the data, the weights, the input, the
+    split and how the work runs. Declared once here, so both CLIs' flags, help and checks agree;
+    a search hands them on unchanged to each fine-tune (:meth:`shared_values`)."""
+
+    data: str = arg(help="folder of class subfolders, train/val splits, or a .zip", positional=True)
+    weights: str = arg("imagenet", "imagenet | none | PATH")
+    image_size: int | None = arg(None, "square input size (default: the backbone's)", type=int)
+    batch_size: int = arg(32)
+    val_split: float = arg(0.2, "share of the images held out for validation")
+    seed: int = arg(0)
+    precision: str = arg("auto", choices=PRECISIONS, group=RUNS_ON)
+    jit: str = arg("auto", "XLA compilation", choices=SWITCHES, group=RUNS_ON)
+    devices: int | str = arg(
+        "auto",
+        "data-parallel fine-tuning over N devices (JAX); auto: every GPU when there are several",
+        group=RUNS_ON,
+    )
+
+    def __post_init__(self) -> None:
+        self.weights = normalize_weights(self.weights)
+
+    def validate_shared(self) -> None:
+        """Raise FieldError naming the first shared field that is out of range."""
+        if self.image_size is not None:
+            check_int("image_size", self.image_size, *BOUNDS["image_size"])
+        for name in ("batch_size", "seed"):
+            check_int(name, getattr(self, name), *BOUNDS[name])
+        _check_float("val_split", self.val_split)
+        _check_choice("precision", self.precision, PRECISIONS)
+        _check_choice("jit", self.jit, SWITCHES)
+        if self.devices != "auto":
+            self.devices = _parse_devices(self.devices)
+
+    def shared_values(self) -> dict[str, Any]:
+        """The shared fields and their values, to build another config from this one."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(SharedConfig)}
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(kw_only=True)
+class TrainConfig(SharedConfig):
     """Everything that decides what a training run computes.
 
     ``unfreeze`` is a number of top backbone blocks or ``"all"``; ``None`` picks 2 for pretrained
@@ -86,11 +130,7 @@ class TrainConfig:
     (random early layers have nothing worth keeping).
     """
 
-    data: str = arg(help="folder of class subfolders, train/val splits, or a .zip", positional=True)
     backbone: str = arg(help="see `python -m training backbones`")
-    weights: str = arg("imagenet", "imagenet | none | PATH")
-    image_size: int | None = arg(None, "square input size (default: the backbone's)", type=int)
-    batch_size: int = arg(32)
     epochs_head: int = arg(10, "phase 1 epochs (0 skips)")
     epochs_finetune: int = arg(5, "phase 2 epochs (0 skips)")
     unfreeze: int | str | None = arg(
@@ -107,37 +147,25 @@ class TrainConfig:
     label_smoothing: float = arg(0.0)
     augment: bool = arg(True, "turn off flip/rotation/zoom augmentation in phase 2")
     class_weights: str = arg("none", choices=CLASS_WEIGHTS)
-    val_split: float = arg(0.2)
-    seed: int = arg(0)
-    precision: str = arg("auto", choices=PRECISIONS)
-    jit: str = arg("auto", choices=SWITCHES)
-    devices: int | str = arg(
-        "auto", "data-parallel over N devices (JAX); auto: every GPU when there are several"
-    )
 
     def __post_init__(self) -> None:
-        self.weights = normalize_weights(self.weights)
+        super().__post_init__()
         if isinstance(self.unfreeze, str) and self.unfreeze != "all":
             self.unfreeze = _parse_unfreeze(self.unfreeze)
         self.validate()
 
     def validate(self) -> None:
         """Raise ConfigError naming the first field that is out of range (see ``BOUNDS``)."""
-        if self.image_size is not None:
-            check_int("image_size", self.image_size, *BOUNDS["image_size"])
-        for name in ("batch_size", "epochs_head", "epochs_finetune", "head_units", "seed"):
+        self.validate_shared()
+        for name in ("epochs_head", "epochs_finetune", "head_units"):
             check_int(name, getattr(self, name), *BOUNDS[name])
         if self.unfreeze not in (None, "all"):
             check_int("unfreeze", self.unfreeze, *BOUNDS["unfreeze"])
-        for name in ("lr", "finetune_lr", "l2", "dropout", "label_smoothing", "val_split"):
+        for name in ("lr", "finetune_lr", "l2", "dropout", "label_smoothing"):
             _check_float(name, getattr(self, name))
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("schedule", self.schedule, SCHEDULES)
-        _check_choice("precision", self.precision, PRECISIONS)
-        _check_choice("jit", self.jit, SWITCHES)
         _check_choice("class_weights", self.class_weights, CLASS_WEIGHTS)
-        if self.devices != "auto":
-            self.devices = _parse_devices(self.devices)
         if self.epochs_head == 0 and self.epochs_finetune == 0:
             raise ConfigError(
                 "Both phases are skipped: epochs_head=0 and epochs_finetune=0. "
@@ -154,9 +182,6 @@ class TrainConfig:
         if self.unfreeze is None:
             return 2 if self.pretrained else "all"
         return self.unfreeze
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
     def fingerprint(self, dataset_key: str) -> str:
         """Identity of "the same arguments on the same data": a re-run with it resumes."""

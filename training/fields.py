@@ -26,8 +26,10 @@ def arg(
     flag: str | None = None,
     positional: bool = False,
     action: str | None = None,
+    group: str | None = None,
 ) -> Any:
-    """A dataclass field that is also a command-line option (see :func:`add_arguments`)."""
+    """A dataclass field that is also a command-line option (see :func:`add_arguments`);
+    ``group`` lists it under its own heading in ``--help``."""
     metadata = {
         "help": help,
         "choices": choices,
@@ -36,6 +38,7 @@ def arg(
         "flag": flag,
         "positional": positional,
         "action": action,
+        "group": group,
     }
     if default_factory is not _MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=metadata)
@@ -48,39 +51,54 @@ def _default(field: dataclasses.Field) -> Any:
     return None if field.default is _MISSING else field.default
 
 
+def _required(field: dataclasses.Field) -> bool:
+    return field.default is _MISSING and field.default_factory is _MISSING
+
+
 def add_arguments(parser: Any, cls: type) -> None:
     """Add one option per field of ``cls`` to an ``argparse`` parser: ``--epochs-head`` for
     ``epochs_head``, ``--no-augment`` for a boolean that defaults to True, positional for
-    ``positional=True``; required when the field has no default."""
-    for field in dataclasses.fields(cls):
+    ``positional=True``; required when the field has no default. Help lists the positional and
+    required ones first (a subclass's own ``--backbone`` before the shared fields), then the
+    rest in declaration order, then each ``group`` under its heading."""
+    fields = [f for f in dataclasses.fields(cls) if "help" in f.metadata]
+    fields.sort(key=lambda f: (not f.metadata["positional"], not _required(f)))
+    groups: dict[str, Any] = {}
+    for field in fields:
         meta = field.metadata
-        if "help" not in meta:
-            continue
-        kwargs: dict[str, Any] = {"help": meta["help"] or None}
-        if meta["positional"]:
-            parser.add_argument(field.name, **kwargs)
-            continue
-        default = _default(field)
-        flag = meta["flag"] or "--" + field.name.replace("_", "-")
-        if isinstance(default, bool):
-            flag = flag.replace("--", "--no-" if default else "--", 1)
-            kwargs["action"] = "store_false" if default else "store_true"
-            parser.add_argument(flag, dest=field.name, **kwargs)
-            continue
-        if field.default is _MISSING and field.default_factory is _MISSING:
-            kwargs["required"] = True
-        else:
-            kwargs["default"] = default
-        if meta["action"]:
-            kwargs["action"] = meta["action"]
-        else:
-            kwargs["type"] = meta["type"] or (type(default) if default is not None else str)
-        for key in ("choices", "metavar"):
-            if meta[key]:
-                kwargs[key] = list(meta[key]) if key == "choices" else meta[key]
-        if "choices" not in kwargs:  # the flag as typed (--backbone), not the field (backbones)
-            kwargs.setdefault("metavar", flag.removeprefix("--").replace("-", "_").upper())
+        group = meta["group"]
+        if group and group not in groups:
+            groups[group] = parser.add_argument_group(group)
+        _add_argument(groups[group] if group else parser, field)
+
+
+def _add_argument(parser: Any, field: dataclasses.Field) -> None:
+    meta = field.metadata
+    kwargs: dict[str, Any] = {"help": meta["help"] or None}
+    if meta["positional"]:
+        parser.add_argument(field.name, **kwargs)
+        return
+    default = _default(field)
+    flag = meta["flag"] or "--" + field.name.replace("_", "-")
+    if isinstance(default, bool):
+        flag = flag.replace("--", "--no-" if default else "--", 1)
+        kwargs["action"] = "store_false" if default else "store_true"
         parser.add_argument(flag, dest=field.name, **kwargs)
+        return
+    if _required(field):
+        kwargs["required"] = True
+    else:
+        kwargs["default"] = default
+    if meta["action"]:
+        kwargs["action"] = meta["action"]
+    else:
+        kwargs["type"] = meta["type"] or (type(default) if default is not None else str)
+    for key in ("choices", "metavar"):
+        if meta[key]:
+            kwargs[key] = list(meta[key]) if key == "choices" else meta[key]
+    if "choices" not in kwargs:  # the flag as typed (--backbone), not the field (backbones)
+        kwargs.setdefault("metavar", flag.removeprefix("--").replace("-", "_").upper())
+    parser.add_argument(flag, dest=field.name, **kwargs)
 
 
 def from_args(cls: type, args: Any) -> Any:

@@ -29,13 +29,13 @@ from training.babysit.findings import Finding, as_dicts, worst_status
 from training.babysit.label_noise import label_noise_check
 from training.babysit.lr_range import analyse_sweep, sweep_learning_rates
 from training.config import TrainConfig
-from training.device import use_compilation_cache
-from training.feature_cache import cached_features
-from training.fit import extract_features, recalibrate
+from training.fit.device import use_compilation_cache
+from training.fit.feature_cache import cached_features
+from training.fit.optimizers import make_optimizer
+from training.fit.prepare import prepare_for_config, resolve_model_config
+from training.fit.two_phase import extract_features, recalibrate
 from training.model.classifier import build_classifier, build_head
 from training.model.losses import classification_loss
-from training.optimizers import make_optimizer
-from training.prepare import prepare_for_config, resolve_model_config
 from training.store import RunStore
 
 GATE_MAX_IMAGES = 512

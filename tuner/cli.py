@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Sequence
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
-
-from training.console import run_command
+from training.cli.console import run_command
 from training.fields import add_arguments
 from tuner.commands import run_search
 from tuner.config import SearchConfig

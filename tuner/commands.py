@@ -6,7 +6,7 @@ import argparse
 import os
 import shlex
 
-from training.console import emit_json, to_stderr
+from training.cli.console import emit_json, to_stderr
 from training.errors import ConfigError
 from training.fields import from_args
 

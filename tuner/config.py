@@ -7,21 +7,12 @@ the CLI prints as a flag and the form as its own label.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
 
-from training.config import (
-    BOUNDS,
-    PRECISIONS,
-    SWITCHES,
-    FieldError,
-    TrainConfig,
-    check_int,
-    normalize_weights,
-)
+from training.config import BOUNDS, FieldError, SharedConfig, TrainConfig, check_int
 from training.errors import ConfigError
 from training.fields import arg
 from training.model.backbones import BackboneSpec, get_backbone
@@ -32,15 +23,13 @@ TUNERS = ("random", "hyperband", "bayesian")
 RESUME_FREE = ("resume", "distributed", "devices")
 
 
-@dataclass
-class SearchConfig:
-    """Everything that decides what a search computes (CLI flags map one to one)."""
+@dataclass(kw_only=True)
+class SearchConfig(SharedConfig):
+    """Everything that decides what a search computes (CLI flags map one to one); the fields it
+    shares with ``train`` (data, weights, size, batch, split, seed, precision, jit, devices) are
+    :class:`SharedConfig`'s, handed unchanged to each fine-tune."""
 
-    data: str = arg(help="folder of class subfolders, train/val splits, or a .zip", positional=True)
     backbones: list[str] = arg(help="one name or several, comma-separated", flag="--backbone")
-    weights: str = arg("imagenet", "imagenet | none | PATH")
-    image_size: int | None = arg(None, type=int)
-    batch_size: int = arg(32)
     trials: int = arg(20, "head trials over all stages")
     stages: int = arg(2, "coarse-to-fine stages")
     epochs_head: int = arg(10, "epochs of each head trial")
@@ -53,21 +42,15 @@ class SearchConfig:
         action="append",
         metavar="NAME=LOW:HIGH|A,B",
     )
-    val_split: float = arg(0.2)
-    seed: int = arg(0)
-    precision: str = arg("auto", choices=PRECISIONS)
-    jit: str = arg("auto", choices=SWITCHES)
-    devices: int | str = arg(
-        "auto", "data-parallel fine-tuning of the top K over N devices (JAX); auto: every GPU"
-    )
 
     def __post_init__(self) -> None:
-        self.weights = normalize_weights(self.weights)
+        super().__post_init__()
         if isinstance(self.backbones, str):
             self.backbones = [b.strip() for b in self.backbones.split(",") if b.strip()]
         self.validate()
 
     def validate(self) -> None:
+        self.validate_shared()
         if not self.backbones:
             raise FieldError(
                 "Expected at least one backbone in --backbone. Received none.", "backbones", []
@@ -98,33 +81,20 @@ class SearchConfig:
                 _fits(spec, self.image_size)
         if self.tuner not in TUNERS:
             raise ConfigError(f"Expected --tuner in {TUNERS}. Received: {self.tuner!r}.")
-        if self.precision not in PRECISIONS or self.jit not in SWITCHES:
-            raise ConfigError(f"Unknown --precision {self.precision!r} or --jit {self.jit!r}.")
         parse_overrides(self.space)  # a bad --space is refused before a run is recorded
         # Everything a fine-tune needs must also be a valid training config.
         self.train_config(self.backbones[0])
 
     def train_config(self, backbone: str, **overrides: Any) -> TrainConfig:
         """The training config of one fine-tune of this search (hyperparameters as overrides)."""
-        values = dict(
-            data=self.data,
-            backbone=backbone,
-            weights=self.weights,
-            image_size=self.image_size,
-            batch_size=self.batch_size,
-            epochs_head=self.epochs_head,
-            epochs_finetune=self.epochs_finetune,
-            val_split=self.val_split,
-            seed=self.seed,
-            precision=self.precision,
-            jit=self.jit,
-            devices=self.devices,
-        )
-        values.update(overrides)
+        values = {
+            **self.shared_values(),
+            "backbone": backbone,
+            "epochs_head": self.epochs_head,
+            "epochs_finetune": self.epochs_finetune,
+            **overrides,
+        }
         return TrainConfig(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
     def fingerprint(self, dataset_key: str) -> str:
         search = {k: v for k, v in self.to_dict().items() if k not in RESUME_FREE}

@@ -15,7 +15,7 @@ import numpy as np
 from training.atomic import atomic_path
 from training.babysit.findings import Finding
 from training.errors import BabysitterError, ConfigError, TrainingDiverged
-from training.fit import train
+from training.fit.two_phase import train
 from training.store import RunStore
 from training.store.trials import trials
 from tuner.config import SearchConfig

@@ -26,8 +26,8 @@ import keras
 import numpy as np
 
 from training.babysit.thresholds import EXPLOSION_FACTOR
-from training.optimizers import make_optimizer
-from training.schedules import schedule_rate
+from training.fit.optimizers import make_optimizer
+from training.fit.schedules import schedule_rate
 
 
 @keras.saving.register_keras_serializable(package="babysitter")

@@ -31,12 +31,12 @@ import keras_tuner as kt
 
 from training.atomic import write_text
 from training.babysit.findings import Finding, as_dicts
-from training.device import use_compilation_cache
 from training.errors import ConfigError
-from training.fit import backbone_features, recalibrate
+from training.fit.device import use_compilation_cache
+from training.fit.prepare import PreparedData, prepare_data
+from training.fit.two_phase import backbone_features, recalibrate
 from training.model.backbones import get_backbone
 from training.model.classifier import build_classifier
-from training.prepare import PreparedData, prepare_data
 from training.store import RunStore
 from training.store.trials import record_stage, stages, trials
 from tuner.config import SearchConfig

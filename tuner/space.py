@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from training.config import BOUNDS, OPTIMIZERS, SEARCH_LIMITS
 from training.errors import ConfigError
-from training.schedules import SCHEDULES
+from training.fit.schedules import SCHEDULES
 
 if TYPE_CHECKING:
     import keras_tuner

@@ -21,7 +21,7 @@ from app.roots import data_roots, refusal, within_roots
 from training.babysit.thresholds import IMBALANCE_WARN
 from training.data.audit import Leak
 from training.errors import BabysitterError
-from training.prepare import audit_path
+from training.fit.prepare import audit_path
 from training.store import RunStore
 
 THUMBS_PER_CLASS = 6

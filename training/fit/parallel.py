@@ -17,8 +17,8 @@ from collections.abc import Iterator
 
 import keras
 
-from training.device import accelerators
 from training.errors import ConfigError
+from training.fit.device import accelerators
 
 VIRTUAL_CPU_HINT = "XLA_FLAGS=--xla_force_host_platform_device_count=N"
 

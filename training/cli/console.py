@@ -5,14 +5,21 @@ Errors a user can cause print as ``error: …`` (no traceback) and exit with the
 says how to resume and exits 130. With ``--json``, everything a command or a library prints
 (Keras' "Downloading data from …", progress) goes to stderr, and :func:`emit_json` writes the one
 document to the real stdout, so stdout stays parseable.
+
+Importing this module, which both CLIs do before anything imports TensorFlow, keeps TensorFlow's
+start-up chatter out of the user's terminal (a variable a user set is left alone).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Callable
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
 
 from training.errors import BabysitterError
 

@@ -7,8 +7,8 @@ initial weights (the only place that falls back silently-but-loudly; ``train`` r
 
 from __future__ import annotations
 
+from training.cli.console import emit_json, print_result, to_stderr
 from training.config import TrainConfig
-from training.console import emit_json, print_result, to_stderr
 from training.errors import WeightsError
 from training.store import RunStore
 
@@ -37,9 +37,9 @@ def demo_config(data: str, backbone: str, weights: str) -> TrainConfig:
 
 def run_demo(backbone: str | None = None, as_json: bool = False) -> int:
     from training.data.demo import make_demo_dataset
-    from training.fit import train
+    from training.fit.prepare import audit_path
+    from training.fit.two_phase import train
     from training.model.backbones import get_backbone
-    from training.prepare import audit_path
 
     echo = to_stderr if as_json else print
     store = RunStore()

@@ -4,7 +4,7 @@ Phase 1 trains only the head, on features the frozen backbone computes once (a h
 costs milliseconds instead of a backbone pass). Phase 2 unfreezes the top blocks and trains the
 whole model on images, augmentation inside the model, with a lower learning rate; BatchNorm keeps
 its pretrained statistics (the keras-io fine-tuning rule). With random initial weights BatchNorm
-trains, and its statistics are re-estimated after each phase (see ``training.batchnorm``).
+trains, and its statistics are re-estimated after each phase (see ``training.fit.batchnorm``).
 
 Resuming: a run is identified by its config and dataset content. Re-running the same command
 after a kill finds the unfinished run, reloads the weights saved at the end of phase 1, and
@@ -32,21 +32,21 @@ from training.babysit.diagnose import diagnose_fit
 from training.babysit.explosion import LossExplosionStop
 from training.babysit.findings import Finding, as_dicts
 from training.babysit.label_noise import label_noise_check
-from training.batchnorm import recalibrate_batchnorm, speed_up_moving_averages
-from training.callbacks import RunLogger, ThrottledBackupAndRestore
 from training.config import TrainConfig
 from training.data.batches import ImageBatches, batch_multiple
-from training.device import accelerator, apply_precision, resolve_jit, use_compilation_cache
 from training.errors import TrainingDiverged
-from training.feature_cache import cached_features
+from training.fit.batchnorm import recalibrate_batchnorm, speed_up_moving_averages
+from training.fit.callbacks import RunLogger, ThrottledBackupAndRestore
+from training.fit.device import accelerator, apply_precision, resolve_jit, use_compilation_cache
+from training.fit.feature_cache import cached_features
+from training.fit.optimizers import make_optimizer
+from training.fit.parallel import data_parallel
+from training.fit.prepare import PreparedData, prepare_for_config, resolve_model_config
+from training.fit.schedules import schedule_rate
 from training.model.backbones import BackboneSpec
 from training.model.blocks import set_trainable_top_blocks
 from training.model.classifier import Classifier, build_classifier
 from training.model.losses import classification_loss
-from training.optimizers import make_optimizer
-from training.parallel import data_parallel
-from training.prepare import PreparedData, prepare_for_config, resolve_model_config
-from training.schedules import schedule_rate
 from training.store import RunStore
 
 

@@ -8,16 +8,12 @@ by the commands that need it, so ``audit`` and ``runs`` start in a fraction of a
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Sequence
 
-# Before any TensorFlow import: keep its start-up chatter out of the user's terminal.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
-
-from training.commands import COMMANDS
+# console first: it quiets TensorFlow before anything can import it.
+from training.cli.console import run_command  # isort: skip
+from training.cli.commands import COMMANDS
 from training.config import TrainConfig
-from training.console import run_command
 from training.fields import add_arguments
 
 

@@ -1,4 +1,4 @@
-"""What each ``python -m training`` command does; argument parsing lives in ``training.cli``,
+"""What each ``python -m training`` command does; argument parsing lives in ``training.cli.parser``,
 which finds each command here by name (``COMMANDS``)."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from training.cli.console import emit_json, print_result, to_stderr
 from training.config import TrainConfig
-from training.console import emit_json, print_result, to_stderr
 from training.fields import from_args
 from training.store import RunStore
 from training.store.report import format_run, format_run_list, run_to_dict
@@ -28,7 +28,7 @@ def command(name: str):
 @command("audit")
 def audit(args: argparse.Namespace) -> int:
     from training.data.audit_text import format_audit
-    from training.prepare import audit_path
+    from training.fit.prepare import audit_path
 
     store = RunStore()
     report = audit_path(
@@ -71,7 +71,7 @@ def inspect(args: argparse.Namespace) -> int:
 def train(args: argparse.Namespace) -> int:
     from training.babysit.findings import format_findings
     from training.errors import TrainingDiverged
-    from training.fit import train as run_training
+    from training.fit.two_phase import train as run_training
 
     config = from_args(TrainConfig, args)
     echo = to_stderr if args.json else print
@@ -207,6 +207,6 @@ def export(args: argparse.Namespace) -> int:
 
 @command("demo")
 def demo(args: argparse.Namespace) -> int:
-    from training.demo_run import run_demo
+    from training.cli.demo import run_demo
 
     return run_demo(backbone=args.backbone, as_json=args.json)
