@@ -2,7 +2,11 @@
 #
 #   docker build -t babysitter .
 #   docker run --rm -p 8501:8501 -v babysitter-home:/data babysitter
-#   docker run --rm -v babysitter-home:/data babysitter python -m training demo
+#   docker run --rm -v babysitter-home:/data babysitter babysitter demo
+#
+# The image holds Babysitter the way `pip install .` installs it (the `babysitter` command, and
+# `python -m training` / `python -m tuner`), not a source checkout on the import path: what a user
+# installs is what the container runs.
 #
 # BASE_IMAGE picks the base: python:3.12-slim by default; any Debian or Ubuntu image works, with
 # or without Python (one without gets the distribution's python3, which must be 3.11 to 3.13).
@@ -65,19 +69,24 @@ RUN useradd --create-home --uid 10001 --user-group babysitter \
     && mkdir -p /data \
     && chown babysitter:babysitter /data
 
-WORKDIR /opt/babysitter
-COPY . .
+# The package itself, without dependencies (installed above): built from the context through a
+# throwaway bind mount, so no source tree stays in a layer or shadows the installed package.
+RUN --mount=type=bind,target=/tmp/babysitter-src,rw \
+    --mount=type=secret,id=pip_cert \
+    if [ -s /run/secrets/pip_cert ]; then export PIP_CERT=/run/secrets/pip_cert; fi \
+    && pip install --no-cache-dir --no-deps /tmp/babysitter-src
 
 # BABYSITTER_HOME is the run store's root (SQLite file, runs, datasets, caches): mount a volume.
 # The app reads dataset folders only under /data/datasets (uploads) and BABYSITTER_DATA_ROOTS.
 ENV BABYSITTER_HOME=/data \
     BABYSITTER_DATA_ROOTS=/images \
-    PYTHONPATH=/opt/babysitter \
     KERAS_BACKEND=tensorflow \
     STREAMLIT_SERVER_HEADLESS=true \
     STREAMLIT_SERVER_FILE_WATCHER_TYPE=none \
     STREAMLIT_BROWSER_GATHER_USAGE_STATS=false
 VOLUME ["/data"]
+# Not /data: `python -m` puts the working folder first on sys.path, and the volume is user data.
+WORKDIR /home/babysitter
 USER 10001:10001
 EXPOSE 8501
 
@@ -85,6 +94,6 @@ EXPOSE 8501
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request as u; r = u.build_opener(u.ProxyHandler({})).open('http://127.0.0.1:8501/_stcore/health', timeout=4); sys.exit(r.read().strip() != b'ok')"]
 
-# 0.0.0.0 inside the container, so a published port reaches it; app/.streamlit/config.toml keeps
-# 127.0.0.1 for a run outside a container.
-CMD ["streamlit", "run", "app/streamlit_app.py", "--server.address=0.0.0.0", "--server.port=8501"]
+# `babysitter app` is `streamlit run` on the installed app. 0.0.0.0 inside the container, so a
+# published port reaches it; app/.streamlit/config.toml keeps 127.0.0.1 outside a container.
+CMD ["babysitter", "app", "--server.address=0.0.0.0", "--server.port=8501"]

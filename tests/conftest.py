@@ -7,6 +7,19 @@ import pytest
 from tests.imagegen import make_image_folder
 
 
+@pytest.fixture(scope="session", autouse=True)
+def shared_compile_cache(tmp_path_factory):
+    """One JAX compilation cache per test worker, as ``$BABYSITTER_COMPILE_CACHE`` shares one
+    between homes: tests that train the same tiny model compile it once (no effect on
+    TensorFlow). Per worker, so two processes never write one entry at the same time."""
+    import os
+
+    folder = tmp_path_factory.getbasetemp() / "compiled"
+    os.environ["BABYSITTER_COMPILE_CACHE"] = str(folder)
+    yield folder
+    os.environ.pop("BABYSITTER_COMPILE_CACHE", None)
+
+
 @pytest.fixture(autouse=True)
 def babysitter_home(tmp_path, monkeypatch):
     """Every test gets its own empty ``$BABYSITTER_HOME``; the app may read datasets anywhere

@@ -62,8 +62,10 @@ def test_dockerfile_contract():
     assert re.search(r"^USER 10001:10001$", text, re.M)
     assert "BABYSITTER_HOME=/data" in text and 'VOLUME ["/data"]' in text
     assert "/_stcore/health" in text.split("HEALTHCHECK", 1)[1]
-    cmd = 'CMD ["streamlit", "run", "app/streamlit_app.py", "--server.address=0.0.0.0", '
-    assert cmd + '"--server.port=8501"]' in text
+    cmd = 'CMD ["babysitter", "app", "--server.address=0.0.0.0", "--server.port=8501"]'
+    assert cmd in text
+    # The installed package, not a checkout on PYTHONPATH (what a user's pip install gives).
+    assert "PYTHONPATH" not in text and "pip install --no-cache-dir --no-deps" in text
 
 
 def test_streamlit_config_binds_loopback_and_is_explicit():
@@ -212,8 +214,8 @@ def test_image_runs_as_non_root_with_home_on_the_volume(docker, image, volume, c
 def test_image_runs_the_demo_into_the_volume(docker, image, volume, container_name):
     run = _docker_run(docker, volume)
     started = time.monotonic()
-    demo = _run([*run, "--name", container_name, image, "python", "-m", "training", "demo"], 1800)
-    _log(f"`python -m training demo` in the container: {time.monotonic() - started:.0f} s")
+    demo = _run([*run, "--name", container_name, image, "babysitter", "demo"], 1800)
+    _log(f"`babysitter demo` in the container: {time.monotonic() - started:.0f} s")
     assert demo.returncode == 0, _tail(demo)
     assert "What next:" in demo.stdout
 
@@ -282,7 +284,9 @@ def test_image_serves_the_app_and_reports_healthy(docker, image, volume, contain
     # The page itself runs in the image against the (empty) run store, without an exception.
     script = (
         "from streamlit.testing.v1 import AppTest\n"
-        "at = AppTest.from_file('app/streamlit_app.py').run(timeout=60)\n"
+        "import pathlib, app\n"
+        "script = pathlib.Path(app.__file__).with_name('streamlit_app.py')\n"
+        "at = AppTest.from_file(str(script)).run(timeout=60)\n"
         "assert not at.exception, [e.value for e in at.exception]\n"
     )
     page = _run([docker, "exec", container_name, "python", "-c", script], 300)

@@ -432,3 +432,13 @@ def test_format_run_and_json():
     assert data["id"] == run.id and data["path"] == str(run.path)
     assert data["epochs"][0]["loss"] == 1.25 and data["findings"][0]["check"] == "overfit"
     assert "epochs" not in run_to_dict(run) and run_to_dict(run)["status"] == "failed"
+
+
+def test_homes_share_one_compilation_cache_when_asked(tmp_path, monkeypatch):
+    """``$BABYSITTER_COMPILE_CACHE`` replaces each home's own ``cache/compiled``."""
+    monkeypatch.delenv("BABYSITTER_COMPILE_CACHE", raising=False)
+    first, second = RunStore(tmp_path / "a"), RunStore(tmp_path / "b")
+    assert first.compilation_cache_dir() != second.compilation_cache_dir()
+    assert first.compilation_cache_dir().is_relative_to(tmp_path / "a")
+    monkeypatch.setenv("BABYSITTER_COMPILE_CACHE", str(tmp_path / "shared"))
+    assert first.compilation_cache_dir() == second.compilation_cache_dir() == tmp_path / "shared"

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from training import cli as training_cli
+from training.cli import parser as training_cli
 from tuner import cli as tuner_cli
 
 APP_HELP = "the web app; streamlit run's options pass through (e.g. --server.port 8502)"

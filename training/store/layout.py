@@ -17,11 +17,13 @@ one place.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 from training.errors import RunNotFoundError
 
+COMPILE_CACHE_VARIABLE = "BABYSITTER_COMPILE_CACHE"
 ARTIFACTS = {
     "model": "model.keras",
     "config": "config.json",
@@ -86,8 +88,12 @@ class Layout:
         return self._subdir("cache")
 
     def compilation_cache_dir(self) -> Path:
-        """Where the backend keeps compiled programs between processes (JAX only)."""
-        return self.cache_dir() / "compiled"
+        """Where the backend keeps compiled programs between processes (JAX only).
+
+        ``$BABYSITTER_COMPILE_CACHE`` names one folder for several homes (a lab machine, CI):
+        compiled programs depend on the program and the machine, never on the runs."""
+        shared = os.environ.get(COMPILE_CACHE_VARIABLE)
+        return Path(shared) if shared else self.cache_dir() / "compiled"
 
     def demo_dir(self) -> Path:
         """Where the demo dataset is generated (created on first use)."""
