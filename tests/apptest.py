@@ -20,3 +20,14 @@ def page(name: str, **state) -> AppTest:
         at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+def follow_run(run_id: str) -> AppTest:
+    """Monitor in Run mode on ``run_id``, picked as a user does. Opening it with ``run_id`` alone
+    is not enough: when jobs exist (another test launched one) Monitor starts on the newest job,
+    whose run then becomes the chosen run."""
+    at = page("monitor", run_id=run_id)
+    at.radio(key="follow").set_value("Run").run()
+    at.selectbox(key="monitor_run").set_value(run_id).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at

@@ -13,7 +13,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app import analysis
-from tests.apptest import page
+from tests.apptest import follow_run, page
 from training.config import TrainConfig
 from training.store import RunStore
 from training.store.trials import record_stage, record_trial
@@ -37,13 +37,6 @@ def store(tmp_path, monkeypatch) -> RunStore:
     monkeypatch.setenv("BABYSITTER_HOME", str(home))
     (tmp_path / "data").mkdir()
     return RunStore(home)
-
-
-def follow_run(run_id: str) -> AppTest:
-    at = page("monitor", run_id=run_id)
-    at.radio(key="follow").set_value("Run").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def texts(at: AppTest) -> str:

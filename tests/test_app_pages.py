@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.apptest import page
+from tests.apptest import follow_run, page
 from tests.cli_process import ROOT, cli_env
 from tests.imagegen import (
     class_image,
@@ -231,8 +231,7 @@ def test_launch_check_first_starts_the_gate_then_monitor_cancels_it(launchable, 
 
 
 def test_monitor_a_search_run_progress_curves_findings(home, made):
-    at = page("monitor", run_id=made["search"].id)
-    at.radio(key="follow").set_value("Run").run()
+    at = follow_run(made["search"].id)
     assert not at.exception
     body = texts(at)
     progress = [p.proto.text for p in at.get("progress")]
@@ -246,8 +245,7 @@ def test_monitor_a_search_run_progress_curves_findings(home, made):
 
 
 def test_monitor_a_train_run_shows_epochs_of_both_phases(home, made):
-    at = page("monitor", run_id=made["train"].id)
-    at.radio(key="follow").set_value("Run").run()
+    at = follow_run(made["train"].id)
     progress = [p.proto.text for p in at.get("progress")]
     assert any("Epochs 4 / 4" in t for t in progress), progress
     assert len(charts(at)) == 3
