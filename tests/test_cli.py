@@ -90,7 +90,7 @@ def test_train_runs_predict_export_journey(tmp_path, capsys):
             "--epochs-head",
             "2",
             "--epochs-finetune",
-            "1",
+            "0",  # phase 1 only: the wiring is the subject; phase 2 is test_train's
             "--batch-size",
             "4",
             "--json",
