@@ -23,9 +23,8 @@ def page(name: str, **state) -> AppTest:
 
 
 def follow_run(run_id: str) -> AppTest:
-    """Monitor in Run mode on ``run_id``, picked as a user does. Opening it with ``run_id`` alone
-    is not enough: when jobs exist (another test launched one) Monitor starts on the newest job,
-    whose run then becomes the chosen run."""
+    """Monitor in Run mode on ``run_id``, picked as a user does (while a job runs, Monitor opens
+    on the job)."""
     at = page("monitor", run_id=run_id)
     at.radio(key="follow").set_value("Run").run()
     at.selectbox(key="monitor_run").set_value(run_id).run()

@@ -132,6 +132,19 @@ def test_a_job_that_failed_before_creating_a_run_shows_its_error_first(store):
     assert row["status"] == "failed" and row["error"].startswith("ImageNet weights for VGG16")
 
 
+def test_a_run_chosen_elsewhere_is_shown_and_kept_when_no_job_runs(store):
+    """Opening Monitor from Results on run B, with an old finished job of run A: B is shown, and
+    the Results page still has B afterwards (an old job never replaces the user's choice)."""
+    a, b = train_run(store), train_run(store)
+    epochs(store, b.id, {"head": 5})
+    fake_job(store, ["training", "train", a.config["data"]], "completed", a.id, "done", code=0)
+    at = page("monitor", run_id=b.id)
+    assert at.radio(key="follow").value == "Run"
+    assert at.selectbox(key="monitor_run").value == b.id
+    assert at.session_state["run_id"] == b.id
+    assert page("monitor", job_id=None).radio(key="follow").value == "Job"  # nothing chosen
+
+
 def test_error_line_is_the_clis_message_else_a_tracebacks_last_line():
     assert analysis.error_line(NOISY_LOG).startswith("ImageNet weights for VGG16")
     traceback = "Traceback (most recent call last):\n  File x\nValueError: bad shape\n"

@@ -220,7 +220,12 @@ all_jobs = jobs.refresh(s)
 runs = s.list_runs()
 if "follow_job" in st.session_state:
     st.session_state["follow"] = "Job"
-mode = st.radio("Follow", ["Job", "Run"], horizontal=True, key="follow", index=0 if all_jobs else 1)
+# Jobs first while one runs (following it is what this page is for); otherwise a run chosen on
+# another page (Runs, Results) is the one shown, and an old job never replaces that choice.
+chosen_run = st.session_state.get("run_id") in {r.id for r in runs}
+running = any(j.status == "running" for j in all_jobs)
+on_jobs = bool(all_jobs) and (running or not chosen_run)
+mode = st.radio("Follow", ["Job", "Run"], horizontal=True, key="follow", index=0 if on_jobs else 1)
 
 run_id = None
 if mode == "Job":
