@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tests.imagegen import make_image_folder
@@ -12,8 +14,6 @@ def shared_compile_cache(tmp_path_factory):
     """One JAX compilation cache per test worker, as ``$BABYSITTER_COMPILE_CACHE`` shares one
     between homes: tests that train the same tiny model compile it once (no effect on
     TensorFlow). Per worker, so two processes never write one entry at the same time."""
-    import os
-
     folder = tmp_path_factory.getbasetemp() / "compiled"
     os.environ["BABYSITTER_COMPILE_CACHE"] = str(folder)
     yield folder
