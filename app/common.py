@@ -178,8 +178,10 @@ def dataset_picker(s: RunStore, key: str, empty_hint: str) -> str:
 def show_label_suspects(
     finding: Mapping[str, Any] | None, root: str | Path, columns: int = 4
 ) -> None:
-    """A "Possible label errors" gallery of a ``label_noise`` finding's suspects (nothing when it
-    lists none): each training image with its given → predicted class and the confidence.
+    """ "Labels worth a second look": a ``label_noise`` finding's named labels (nothing when it
+    named none, which it does unless the features are good enough to tell a wrong label from
+    one of their own mistakes; the reason is then one caption): each training image with its
+    given → predicted class, the confidence and why.
 
     ``root`` is the dataset the run read (``run.dataset``); the suspects' files are relative to
     it, and one that resolves outside it or no longer exists is captioned without a thumbnail.
@@ -188,14 +190,25 @@ def show_label_suspects(
     evidence = (finding or {}).get("evidence") or {}
     suspects = evidence.get("suspects") or []
     if not suspects:
+        if evidence.get("suspects_reason"):
+            st.caption(evidence["suspects_reason"])
         return
-    total = evidence.get("train_suspects") or len(suspects)
-    title = f"Possible label errors ({total})"
+    total = evidence.get("suspects_total") or len(suspects)
+    title = f"Labels worth a second look ({total})"
     shown = f"The {len(suspects)} likeliest of {total}" if total > len(suspects) else "The"
+    noise = evidence.get("noise") or {}
+    estimate = (
+        f" About {percent(noise['rate'])} of the training labels look wrong "
+        f"({percent(noise['low'])}–{percent(noise['high'])})."
+        if isinstance(noise.get("rate"), int | float)
+        and isinstance(noise.get("low"), int | float)
+        and isinstance(noise.get("high"), int | float)
+        else ""
+    )
     note = (
-        f"{shown} training images whose label the backbone features contradict (out-of-fold "
-        "confident learning), likeliest first. Move a misfiled image to its class folder, or "
-        "delete it, then train again."
+        f"{shown} training images whose label heads that never saw it contradict most "
+        f"confidently, likeliest first.{estimate} If a label is wrong, move the image to its "
+        "class folder and train again; a right one stays where it is."
     )
     if finding.get("status", "ok") == "ok":
         box = st.expander(title)
@@ -216,4 +229,8 @@ def show_label_suspects(
                 sure = f" ({percent(confidence)})" if isinstance(confidence, int | float) else ""
                 st.caption(
                     f"{name}: **{suspect.get('given')}** → **{suspect.get('predicted')}**{sure}"
+                    + (f" · rank {suspect['rank']}" if suspect.get("rank") else "")
                 )
+        more = evidence.get("suspects_more") or 0
+        if more:
+            st.caption(f"…and {more} more (`--json` lists the count; the ranks go on).")

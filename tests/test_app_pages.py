@@ -160,7 +160,7 @@ def test_datasets_shows_leaking_pairs_side_by_side_with_their_evidence(tmp_path,
     assert body.count("leak (") == 2  # the look-alike shapes are not shown as leaks
 
 
-def test_datasets_shows_the_latest_checks_possible_label_errors(tmp_path, monkeypatch):
+def test_datasets_shows_the_latest_checks_labels_worth_a_second_look(tmp_path, monkeypatch):
     import numpy as np
 
     from bench import zoo_data
@@ -176,7 +176,7 @@ def test_datasets_shows_the_latest_checks_possible_label_errors(tmp_path, monkey
     at.text_input(key="folder").input(str(root)).run()
     at.button(key="add_folder").click().run()
     assert not at.exception
-    assert any("Possible label errors" in h.value for h in at.subheader)
+    assert any("Labels worth a second look" in h.value for h in at.subheader)
     body = texts(at)
     assert "training labels" in body and "→" in body and len(at.get("image")) > 3
 

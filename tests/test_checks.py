@@ -83,6 +83,52 @@ def test_a_healthy_head_memorises_twenty_images(features):
     assert finding.evidence["steps"] < 200
 
 
+def separable(scale):
+    """20 points of 3 classes, each near its own axis: a linear softmax memorises them, and the
+    smaller ``scale``, the slower its loss falls (weak features)."""
+    y = np.arange(20) % CLASSES
+    noise = np.random.default_rng(0).normal(size=(20, CLASSES))
+    return (scale * (np.eye(CLASSES)[y] + 0.3 * noise)).astype("float32"), y
+
+
+def test_memorised_with_the_loss_still_falling_slowly_passes():
+    x, y = separable(3.0)
+    linear = keras.Sequential(
+        [
+            keras.Input((CLASSES,)),
+            keras.layers.Dense(CLASSES, "softmax", kernel_initializer="zeros"),
+        ]
+    )
+    finding = overfit_check(linear, x, y, CLASSES, steps=200)
+    assert finding.evidence["accuracy"][-1] == 1.0
+    assert 0.05 < finding.evidence["loss"][-1] < 0.15  # above the loss target when steps ran out
+    assert finding.status == "ok", finding.advice
+    assert "still falling" in finding.advice
+    assert finding.evidence["tail_fall"] > 0.2
+
+
+def test_memorised_with_the_loss_stuck_far_from_zero_warns():
+    # Logits capped at 1.4: right on every point, but never more than 67% sure (loss >= 0.40).
+    x, y = separable(8.0)
+    capped = keras.Sequential(
+        [
+            keras.Input((CLASSES,)),
+            keras.layers.Dense(
+                CLASSES,
+                kernel_initializer="zeros",
+                bias_initializer=keras.initializers.Constant(0.7),
+            ),
+            keras.layers.ReLU(max_value=1.4),
+            keras.layers.Softmax(),
+        ]
+    )
+    finding = overfit_check(capped, x, y, CLASSES, steps=300)
+    assert finding.evidence["accuracy"][-1] == 1.0
+    assert finding.evidence["loss"][-1] == pytest.approx(0.40, abs=0.02)
+    assert finding.status == "warn"
+    assert "stopped falling" in finding.advice
+
+
 def test_a_frozen_head_cannot_overfit(features):
     x, y = features
     frozen = head(x)

@@ -238,6 +238,38 @@ def test_unknown_phase_is_refused():
         loss_curve(history(HEALTHY_HEAD), 3, phase="warmup")
 
 
+SMALL_WOBBLE = [0.68, 0.64, 0.66, 0.61, 0.63, 0.59, 0.6, 0.57]
+"""A healthy head on weak features, 2 classes: rises of 0.01–0.02, about a standard error of an
+epoch's mean over 244 images (0.65/√256 = 0.04), each followed by a larger fall."""
+WILD = [0.9, 0.7, 0.95, 0.6, 0.85, 0.5, 0.7, 0.45]
+"""A rate far too high: every other epoch gives back a third of the loss."""
+
+
+def test_sampling_wobble_on_a_small_dataset_is_not_called_noisy():
+    wobbly = history(SMALL_WOBBLE)
+    assert loss_curve(wobbly, 2).measured == "noisy"  # without the batch count: as before
+    # 244 training images in batches of 32: each epoch's loss averages 8 batch losses.
+    finding = loss_curve(wobbly, 2, settings={"batch_size": 32}, batches_per_epoch=8)
+    assert (finding.measured, finding.status) == ("healthy", "ok"), finding.evidence
+    assert finding.evidence["sampling_examples"] == 256
+    # diagnose_fit counts the batches from the run's splits and batch size.
+    scores = {**summary(0.7, 0.65), "splits": {"train": 244, "val": 153}}
+    findings = diagnose_fit({"head": wobbly}, scores, 2, {**SETTINGS, "batch_size": 32})
+    curve = next(f for f in findings if f.check == "loss_curve")
+    assert curve.measured == "healthy", curve.evidence
+    assert curve.evidence["sampling_examples"] == 256
+
+
+@pytest.mark.parametrize("train_images", [20_000, 244])
+def test_a_wildly_oscillating_curve_is_noisy_on_any_dataset(train_images):
+    batches = -(-train_images // 32)
+    settings = {"batch_size": 32, "lr": 1e-3}
+    finding = loss_curve(history(WILD), 3, settings=settings, batches_per_epoch=batches)
+    assert (finding.measured, finding.status) == ("noisy", "warn"), finding.evidence
+    assert finding.action == act("lower", "lr", 1e-3, 0.000333)
+    assert "raise --batch-size" in finding.advice
+
+
 # losses, phase, status, action hyperparameter
 FLATS = [
     ("learning rate too low", FLAT_10, "head", "warn", "lr"),

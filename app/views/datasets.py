@@ -181,8 +181,9 @@ st.subheader("Labels")
 finding, run_id = _latest_label_check(root)
 if finding is None:
     st.caption(
-        "Label errors are found from backbone features: run **Check first** on the Launch page "
-        "(or `python -m training check`) and the likeliest misfiled images show here."
+        "Labels are judged on backbone features: run **Check first** on the Launch page (or "
+        "`python -m training check`); when the features are good enough to tell a wrong label "
+        "from their own mistakes, the labels worth a second look show here."
     )
 else:
     st.caption(f"From run {run_id}: {finding.get('measured')}.")

@@ -20,7 +20,9 @@ from training.babysit.thresholds import (
     OVERFIT_IMAGES,
     OVERFIT_LOSS,
     OVERFIT_LR,
+    OVERFIT_MIN_FALL,
     OVERFIT_STEPS,
+    OVERFIT_TAIL,
     OVERFIT_WARN_ACCURACY,
     REGULARIZATION_MIN_SHARE,
     REGULARIZATION_TARGET_RISE,
@@ -160,6 +162,19 @@ def tiny_subset(labels: np.ndarray, size: int = OVERFIT_IMAGES, seed: int = 0) -
     return np.array(sorted(picked), dtype=np.int64)
 
 
+def _tail_fall(losses: list[float]) -> tuple[float, int]:
+    """(relative fall, steps): how much the loss fell over the last ``OVERFIT_TAIL`` of the steps,
+    from the mean of that window's first tenth to the mean of its last tenth (a step's loss can
+    bounce). NaN when there are fewer than two finite steps to compare."""
+    finite = [v for v in losses if math.isfinite(v)]
+    tail = finite[int(len(finite) * (1 - OVERFIT_TAIL)) :]
+    if len(tail) < 2:
+        return math.nan, len(tail)
+    width = max(1, len(tail) // 10)
+    first, last = float(np.mean(tail[:width])), float(np.mean(tail[-width:]))
+    return ((first - last) / first if first > 0 else 0.0), len(tail)
+
+
 def overfit_check(
     model: keras.Model,
     x: np.ndarray,
@@ -170,10 +185,20 @@ def overfit_check(
 ) -> Finding:
     """``overfit_tiny_subset``: without regularization, ~20 examples must be memorised.
 
-    Full-batch Adam steps until every example is right with a near-zero loss or ``steps`` run
-    out. A model that cannot do this will not learn the full set either.
+    Full-batch Adam steps until every example is right with a loss under ``OVERFIT_LOSS`` or
+    ``steps`` run out. A model that cannot do this will not learn the full set either.
+
+    - ok: 100% accuracy, and the loss under ``OVERFIT_LOSS`` or still falling (at least
+      ``OVERFIT_MIN_FALL`` over the last ``OVERFIT_TAIL`` of the steps): weak features gain
+      confidence slowly, which is no fault.
+    - warn: 100% accuracy with the loss stopped above ``OVERFIT_LOSS`` (something holds it up),
+      or ``OVERFIT_WARN_ACCURACY`` and more short of 100%.
+    - fail: less, a non-finite loss, or nothing trainable.
     """
-    expected = f"{OVERFIT_ACCURACY:.0%} accuracy and loss < {OVERFIT_LOSS} within {steps} steps"
+    expected = (
+        f"{OVERFIT_ACCURACY:.0%} accuracy within {steps} steps, the loss under {OVERFIT_LOSS} or "
+        f"still falling ({OVERFIT_MIN_FALL:.0%}+ over the last {OVERFIT_TAIL:.0%} of the steps)"
+    )
     trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
     if trainable == 0:
         return Finding(
@@ -199,6 +224,7 @@ def overfit_check(
     # The last step's metrics are measured before its update; score the final weights too.
     final = model.evaluate(x, y, verbose=0, return_dict=True)
     loss, accuracy = float(final["loss"]), float(final["accuracy"])
+    fall, tail = _tail_fall(losses)
     evidence = {
         "images": len(x),
         "classes": len(np.unique(y)),
@@ -206,9 +232,32 @@ def overfit_check(
         "loss": [v if math.isfinite(v) else None for v in losses],
         "accuracy": accuracies,
         "trainable_parameters": trainable,
+        "tail_steps": tail,
+        "tail_fall": fall if math.isfinite(fall) else None,
     }
-    if accuracy >= OVERFIT_ACCURACY and loss < OVERFIT_LOSS:
+    memorised = accuracy >= OVERFIT_ACCURACY and math.isfinite(loss)
+    # NaN (too few steps to compare) counts as falling: there is no evidence the loss stopped.
+    falling = not fall < OVERFIT_MIN_FALL
+    if memorised and loss < OVERFIT_LOSS:
         status, advice = "ok", "Nothing to do: the model can memorise a tiny subset."
+    elif memorised and falling:
+        status = "ok"
+        pace = f" ({fall:.0%} over the last {tail} steps)" if math.isfinite(fall) else ""
+        advice = (
+            f"Nothing to do: every image is memorised ({accuracy:.0%}); the loss, {loss:.3g}, is "
+            f"above {OVERFIT_LOSS} and still falling{pace}: the model gains confidence slowly, "
+            "as it does on features that barely separate the images (random weights, small "
+            "images)."
+        )
+    elif memorised:
+        status = "warn"
+        advice = (
+            f"Every image is memorised ({accuracy:.0%}), but the loss stopped falling at "
+            f"{loss:.3g} ({fall:.0%} over the last {tail} steps): something keeps the model from "
+            "becoming confident. Look for an output that is bounded or mixed with a constant, a "
+            "regularizer left in the model (dropout, L2), or a learning rate so high the steps "
+            "bounce."
+        )
     elif accuracy >= OVERFIT_WARN_ACCURACY and math.isfinite(loss):
         status = "warn"
         advice = (

@@ -39,6 +39,7 @@ from training.babysit.thresholds import (
     L2_HOLDS_SHARE,
     LATE_START_EPOCHS,
     NOISE_RATIO,
+    NOISE_Z,
     SLOW_FALL,
     STILL_FALLING_DROP,
 )
@@ -201,10 +202,46 @@ def _flat_run(loss: Sequence[float]) -> int:
     return run
 
 
+def _sampling_examples(settings: Mapping[str, Any] | None, batches_per_epoch: Any) -> int | None:
+    """Examples behind one epoch's mean loss (batch size × batches), or None when either is
+    unknown."""
+    batch = as_float((settings or {}).get("batch_size"))
+    batches = as_float(batches_per_epoch)
+    if not (math.isfinite(batch) and math.isfinite(batches) and batch >= 1 and batches >= 1):
+        return None
+    return int(batch) * int(batches)
+
+
+def _rises(loss: list[float], examples: int | None) -> tuple[float, list[float]]:
+    """(rises, allowances): the epoch-to-epoch rises summed, less the sampling noise each may be.
+
+    An epoch's mean of ``examples`` per-example losses, each spread about as widely as the mean
+    ``L`` itself, has a standard error of about ``L/√examples`` (the model is argued at
+    ``NOISE_Z``); a rise counts only beyond ``NOISE_Z`` standard errors of the difference of two
+    such means. Without ``examples`` every rise counts in full.
+    """
+    total, allowances = 0.0, []
+    for a, b in pairwise(loss):
+        allow = 0.0
+        if examples:
+            allow = NOISE_Z * math.sqrt((a * a + b * b) / examples)
+        allowances.append(allow)
+        total += max(0.0, b - a - allow)
+    return total, allowances
+
+
 def _shape(
-    loss: list[float], val_loss: list[float] | None, ln_c: float, phase: str
+    loss: list[float],
+    val_loss: list[float] | None,
+    ln_c: float,
+    phase: str,
+    examples: int | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """The curve's shape name and the numbers that decided it (all losses finite)."""
+    """The curve's shape name and the numbers that decided it (all losses finite).
+
+    ``examples`` (batch size × batches per epoch) sets the sampling noise a rise must beat to
+    count towards "noisy"; without it every rise counts.
+    """
     # Phase 1 starts from a fresh softmax head, whose loss is ln(C) before the first step; an
     # epoch-1 average above that means the start is not known, so the curve starts at epoch 1.
     # Phase 2 starts from a trained head with augmentation switched on: epoch 1 is the start.
@@ -214,7 +251,7 @@ def _shape(
     low, end = min(loss), loss[-1]
     fall = start - low
     net = start - end
-    ups = sum(max(0.0, b - a) for a, b in pairwise(loss))
+    ups, allowances = _rises(loss, examples)
     fast_share = (curve[0] - curve[1]) / fall if fall > 0 else 0.0
     # Wobbles under a tenth of ln(C) are not worth acting on, however small the net fall (a
     # phase 2 that starts from a trained head has little left to fall).
@@ -230,6 +267,9 @@ def _shape(
         "flat_epochs": flat_run,
         "last_drop": last_drop,
     }
+    if examples:
+        numbers["sampling_examples"] = examples
+        numbers["noise_allowance"] = max(allowances)
     val_improving = True
     if val_loss and len(val_loss) >= 2 and all(math.isfinite(v) for v in val_loss[-2:]):
         val_improving = val_loss[-1] < val_loss[-2]
@@ -329,6 +369,7 @@ def loss_curve(
     *,
     phase: str = "head",
     settings: Mapping[str, Any] | None = None,
+    batches_per_epoch: int | None = None,
 ) -> Finding | None:
     """``loss_curve``: the shape of one phase's data loss, as CS231n reads it.
 
@@ -347,7 +388,13 @@ def loss_curve(
     - ``high_plateau``: the first step did ``FAST_DROP_SHARE`` of the fall, and the loss stays
       above ``HIGH_PLATEAU_FRACTION`` · ln(C): too high a rate.
     - ``noisy``: epoch-to-epoch rises, summed, over the net fall (at least
-      ``CURVE_MIN_DROP`` · ln(C)) above ``NOISE_RATIO``: small batch or high rate.
+      ``CURVE_MIN_DROP`` · ln(C)) above ``NOISE_RATIO``: small batch or high rate. With
+      ``batches_per_epoch`` and ``settings["batch_size"]``, only the part of each rise beyond
+      what sampling explains counts: an epoch's loss averages ``b·n`` per-example losses, whose
+      spread is modelled as their mean ``L`` (nothing in the history measures it), so it
+      wobbles by about ``L/√(b·n)``; a rise counts beyond ``NOISE_Z`` standard errors of the
+      difference of two epochs. Few batches (a small dataset) wobble more, so a healthy small
+      run is not called noisy, while a rate far too high still is on any dataset.
     - ``still_falling``: the last two epochs fell, the last by over ``STILL_FALLING_DROP`` (or,
       before the loss fell ``CURVE_MIN_DROP`` in all, steadily by ``SLOW_FALL`` an epoch or
       more), the loss is not yet near zero and the validation loss (if any) still improves:
@@ -357,6 +404,10 @@ def loss_curve(
     Phase 1 is measured from ln(C), a fresh head's loss before the first step; phase 2 from its
     first epoch (its head is trained, and augmentation raises its loss, so phase 1's end is no
     reference).
+
+    The validation loss only decides ``still_falling`` (a last epoch that did not improve it
+    silences the warning) and is left as measured: it is scored on the same images in inference
+    mode every epoch, so its epoch-to-epoch change is the model's, not a fresh sample's.
 
     Returns:
         None with fewer than 3 epochs.
@@ -379,7 +430,8 @@ def loss_curve(
     if bad:
         shape, numbers = "diverged", {"non_finite_epochs": bad}
     else:
-        shape, numbers = _shape(loss, val_loss, ln_c, phase)
+        examples = _sampling_examples(settings, batches_per_epoch)
+        shape, numbers = _shape(loss, val_loss, ln_c, phase, examples)
         if shape in ("flat", "high_plateau") and _held_by_l2(history, loss):
             shape = "held_by_l2"
         numbers["penalty_share"] = _penalty_share(history)

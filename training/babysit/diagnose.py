@@ -143,7 +143,18 @@ def diagnose_fit(
             settings=settings,
             trainable=(trainable or {}).get(phase),
         )
-        curve = loss_curve(history, num_classes, phase=phase, settings=settings)
+        # Each epoch averages ceil(training images / batch size) batch losses: loss_curve
+        # allows for that sampling noise before it calls a curve noisy.
+        images = ((summary or {}).get("splits") or {}).get("train")
+        batch = (settings or {}).get("batch_size")
+        counted = isinstance(images, int) and isinstance(batch, int) and images > 0 and batch > 0
+        curve = loss_curve(
+            history,
+            num_classes,
+            phase=phase,
+            settings=settings,
+            batches_per_epoch=-(-images // batch) if counted else None,
+        )
         if curve is not None:
             curves.append(curve)
             if curve.measured == "late_start":

@@ -103,4 +103,22 @@ def format_findings(
             lines.append(f"         {f['advice']}")
             if render(f.get("action")):
                 lines.append(f"         → {render(f['action'])}")
+        lines += _worth_a_look(f.get("evidence") or {})
     return "\n".join(lines)
+
+
+def _worth_a_look(evidence: Mapping[str, Any]) -> list[str]:
+    """``label_noise``'s named labels, one line each, or why none is named."""
+    suspects = evidence.get("suspects") or []
+    if not suspects:
+        reason = evidence.get("suspects_reason")
+        return [f"         {reason}"] if reason and evidence.get("cause") else []
+    lines = [
+        f"         Labels worth a second look ({evidence.get('suspects_total', len(suspects))}):"
+    ]
+    for s in suspects:
+        where = s.get("file") or f"training row {s.get('row')}"
+        lines.append(f"           {s.get('rank', '?')}. {where}: {s.get('why', '')}")
+    if evidence.get("suspects_more"):
+        lines.append(f"           …and {evidence['suspects_more']} more")
+    return lines
