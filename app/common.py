@@ -105,11 +105,29 @@ def show_findings(
         )
         if status != "ok" and f.get("advice"):
             text += f"\n\n{in_app_words(f['advice'], settings)}"
+        explained = (f.get("evidence") or {}).get("explained_by")
+        if explained:
+            before = (f.get("evidence") or {}).get("status_before", "warn")
+            text += f"\n\n_Was {before}; explained by {explained} (the diagnosis above)._"
         change = render(fresh_action(f.get("action"), settings), style="app")
         if change:
             text += f"\n\n**Suggested change:** {change}"
         box = {"ok": st.success, "warn": st.warning, "fail": st.error}.get(status, st.info)
         box(text, icon=STATUS_ICON.get(status))
+
+
+def show_diagnosis(diagnosis: Mapping[str, Any] | None, settings=None) -> None:
+    """The run's one diagnosis (root cause first) above its findings, with one or two actions
+    in the app's words."""
+    if not diagnosis:
+        return
+    text = f"**Diagnosis.** {in_app_words(diagnosis.get('sentence', ''), settings)}"
+    for action in diagnosis.get("actions") or []:
+        text += f"\n\n→ {in_app_words(action, settings)}"
+    box = st.success if diagnosis.get("cause") is None else st.warning
+    if diagnosis.get("status") == "fail":
+        box = st.error
+    box(text)
 
 
 def _folders_path(s: RunStore) -> Path:

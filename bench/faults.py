@@ -298,7 +298,7 @@ def run_fault(
     shutil.copytree(base, root)
     if fault.plant is not None:
         fault.plant(root, np.random.default_rng(seed))
-    findings, codes, seconds = [], {}, {}
+    findings, codes, seconds, diagnoses = [], {}, {}, {}
     patch = fault.patch() if fault.patch else contextlib.nullcontext()
     with patch:
         for command in fault.commands:
@@ -313,6 +313,8 @@ def run_fault(
                 findings.append({"check": f"{command}_error", "status": "fail", "advice": tail[0]})
             for f in payload.get("findings", []):
                 findings.append({**f, "command": command})
+            if payload.get("diagnosis"):
+                diagnoses[command] = payload["diagnosis"]
     # A check raised by both commands counts once, at its worst status.
     merged: dict[str, dict] = {}
     for f in findings:
@@ -333,12 +335,24 @@ def run_fault(
         for f in merged.values()
         if f["status"] in PROBLEM
     ]
+    quality = next(
+        (
+            (f.get("evidence") or {}).get("feature_quality")
+            for f in findings
+            if f["check"] == "label_noise"
+        ),
+        None,
+    )
+    last = diagnoses.get("train") or diagnoses.get("check") or {}
     return {
         "fault": fault.name,
         "seed": seed,
         "codes": codes,
         "seconds": seconds,
         **verdict,
+        "feature_quality": quality,
+        "diagnosis": last.get("cause"),
+        "diagnosis_sentence": last.get("sentence"),
         "problems": problems,
     }
 
@@ -369,9 +383,9 @@ def summarise(rows: list[dict]) -> dict:
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| fault | seed | expected | raised | named, right advice | other warn/fail "
-        "| as on healthy |",
-        "|---|---|---|---|---|---|---|",
+        "| fault | seed | features | expected | raised | named, right advice | other warn/fail "
+        "| as on healthy | diagnosis |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     faults = {f.name: f for f in FAULTS}
     for r in rows:
@@ -379,9 +393,12 @@ def table(rows: list[dict]) -> str:
         expected = " or ".join(e.label() for e in fault.expect) or "nothing"
         named = {None: "–", True: "yes", False: "**no**"}[r["named"]]
         others = ", ".join(r["false_alarms"]) or "none"
+        quality = r.get("feature_quality")
+        features = f"{quality:.2f}" if isinstance(quality, int | float) else "–"
         lines.append(
-            f"| {r['fault']} | {r['seed']} | {expected} | {', '.join(r['raised']) or '–'} "
-            f"| {named} | {others} | {', '.join(r.get('baseline', [])) or '–'} |"
+            f"| {r['fault']} | {r['seed']} | {features} | {expected} "
+            f"| {', '.join(r['raised']) or '–'} | {named} | {others} "
+            f"| {', '.join(r.get('baseline', [])) or '–'} | {r.get('diagnosis') or 'none'} |"
         )
     return "\n".join(lines)
 

@@ -112,3 +112,47 @@ def make_tar(path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]], mo
                 info.size = len(data)
             archive.addfile(info, io.BytesIO(data) if data is not None else None)
     return path
+
+
+def mixed_image(class_index: int, seed: int, strength: float, size: int = 32) -> Image.Image:
+    """A photo-like image of random content with its class's colour mixed in at ``strength``
+    (0: no class signal at all, 1: the plain class colour): features that separate the classes
+    weakly or well, from one knob."""
+    rng = np.random.default_rng([class_index, seed, 7])
+    content = np.asarray(photo_image(int(rng.integers(1 << 31)), size), np.float32)
+    colour = np.array(PALETTE[class_index % len(PALETTE)], np.float32)
+    pixels = (1 - strength) * content + strength * colour + rng.normal(0, 8, content.shape)
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+
+
+def make_mixed_folder(
+    root: Path,
+    classes: list[str],
+    train: int,
+    val: int,
+    strength: float,
+    size: int = 32,
+    flip: float = 0.0,
+) -> tuple[Path, set[str]]:
+    """``root/{train,val}/class/*.png`` of :func:`mixed_image`; ``flip`` of the training images
+    are filed under another class (seeded). Returns the root and the misfiled relative paths."""
+    rng = np.random.default_rng(0)
+    misfiled: set[str] = set()
+    for split, count in (("train", train), ("val", val)):
+        for class_index, name in enumerate(classes):
+            for i in range(count):
+                image = mixed_image(
+                    class_index, i + (0 if split == "train" else 10_000), strength, size
+                )
+                label = name
+                if split == "train" and rng.random() < flip:
+                    label = classes[
+                        (class_index + int(rng.integers(1, len(classes)))) % len(classes)
+                    ]
+                folder = root / split / label
+                folder.mkdir(parents=True, exist_ok=True)
+                path = folder / f"{name}_{i:04d}.png"
+                image.save(path)
+                if label != name:
+                    misfiled.add(path.relative_to(root).as_posix())
+    return root, misfiled

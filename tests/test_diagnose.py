@@ -589,7 +589,13 @@ def test_features_at_chance_explain_a_flat_head_not_a_low_rate():
     findings = diagnose_fit(histories, summary(0.1, 0.1), 10, SETTINGS, causes=[weak])
     flat = by_check(findings)["loss_flat"]
     assert flat.action is None and flat.evidence["explained_by"] == "label_noise"
-    assert "pretrained weights" in flat.advice
+    # ImageNet weights were in use: the advice is another backbone, never the weights again.
+    assert "--backbone" in flat.advice and "--weights imagenet" not in flat.advice
+    random = diagnose_fit(
+        histories, summary(0.1, 0.1), 10, {**SETTINGS, "weights": "none"}, causes=[weak]
+    )
+    advice = by_check(random)["loss_flat"].advice
+    assert "pretrained weights (--weights PATH" in advice and "where it can be downloaded" in advice
 
 
 def test_a_loss_that_fell_only_through_its_l2_penalty_blames_l2_not_the_rate():

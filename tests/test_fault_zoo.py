@@ -145,10 +145,11 @@ def test_shuffled_training_labels_are_named_as_a_label_problem(data):
 def test_flipped_training_labels_are_listed_as_suspects(data):
     moved = set(zoo_data.relabel_training(data, 0.2, np.random.default_rng(0)))
     noise = named(check(data), "label_noise")
-    suspects = {s["file"] for s in noise["evidence"]["suspects"]}
-    found = len(suspects & moved)
-    precision, recall = found / len(suspects), found / len(moved)
-    assert precision >= 0.7 and recall >= 0.7, (precision, recall)
+    listed = {s["file"] for s in noise["evidence"]["suspects"]}
+    total = noise["evidence"]["suspects_total"]
+    # The listed ones (the top 2%) are misfiled; the count named is about the number moved.
+    assert listed and len(listed & moved) >= 0.8 * len(listed), (listed, moved)
+    assert 0.7 * len(moved) <= total <= 1.3 * len(moved), (total, len(moved))
 
 
 def test_exact_copies_in_validation_fail_the_leakage_check(data):

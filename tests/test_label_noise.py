@@ -85,7 +85,7 @@ def test_suspects_are_ranked_by_the_probability_of_their_given_label():
 def named_rows(x, y, vx, vy, finding) -> set[int]:
     """Every training row the finding named (the listed ones are only the first few)."""
     train, val = ln.out_of_fold(x, y, seed=0), ln.out_of_fold(vx, vy, seed=0)
-    probabilities = ln.judging_probabilities(train, x, val, vx)
+    probabilities = (train.probabilities + ln.validation_head_probabilities(train, x, val, vx)) / 2
     found = ln.worth_a_look(probabilities, train.labels, finding.evidence["suspects_total"])
     return set(train.rows[found].tolist())
 

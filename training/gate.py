@@ -10,7 +10,6 @@ broken preprocessing or label pipeline shows up as it would in training. The aud
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from training.babysit.checks import (
     regularization_check,
     tiny_subset,
 )
+from training.babysit.diagnosis import reconcile
 from training.babysit.findings import Finding, as_dicts, worst_status
 from training.babysit.label_noise import label_noise_check
 from training.babysit.lr_range import analyse_sweep, sweep_learning_rates
@@ -49,6 +49,7 @@ class GateResult:
     findings: list[dict]
     status: str
     seconds: float
+    diagnosis: dict | None = None
 
 
 def run_gate(
@@ -71,13 +72,19 @@ def run_gate(
     with store.tracking(run.id):
         try:
             findings += _model_checks(config, spec, image_size, data, store, echo)
+            findings, diagnosis = reconcile(findings, config.to_dict())
         finally:  # what was checked before an error is kept with the run
             store.add_findings(run.id, findings)
     status = worst_status(findings)
     seconds = round(time.monotonic() - started, 1)
-    summary = {"gate": status, "seconds": seconds, "classes": data.class_names}
+    summary = {
+        "gate": status,
+        "seconds": seconds,
+        "classes": data.class_names,
+        "diagnosis": diagnosis,
+    }
     store.set_status(run.id, "completed", summary=summary)
-    return GateResult(run.id, as_dicts(findings), status, seconds)
+    return GateResult(run.id, as_dicts(findings), status, seconds, diagnosis)
 
 
 def _sample(rows: np.ndarray, seed: int) -> np.ndarray:
@@ -148,28 +155,7 @@ def _model_checks(config, spec, image_size, data, store, echo) -> list[Finding]:
         finding = step()
         finding.evidence["seconds"] = round(time.monotonic() - began, 2)
         found[finding.check] = finding
-    return _blame_the_labels(list(found.values()))
-
-
-def _blame_the_labels(findings: list[Finding]) -> list[Finding]:
-    """When ``label_noise`` blames the labels, an lr sweep that barely fell is their doing too
-    (random labels leave nothing to learn at any rate), not the features' or the model's."""
-    noise = next((f for f in findings if f.check == "label_noise"), None)
-    if noise is None or noise.evidence.get("cause") != "labels":
-        return findings
-    out = []
-    for finding in findings:
-        if finding.check == "lr_range" and finding.status != "ok":
-            finding = dataclasses.replace(
-                finding,
-                status="warn",
-                advice="The loss falls little at every rate because the training labels do not "
-                "match the images (see label_noise): fix the labels, then run the check again.",
-                evidence={**finding.evidence, "cause": "labels", "explained_by": "label_noise"},
-                action=None,
-            )
-        out.append(finding)
-    return out
+    return list(found.values())
 
 
 def _overfit(make_head, x, y, num_classes, config) -> Finding:

@@ -36,6 +36,7 @@ def configure_distribution(role: str | None) -> None:
 
 
 def run_search(args: argparse.Namespace) -> int:
+    from training.babysit.diagnosis import format_diagnosis
     from training.babysit.findings import format_findings
     from tuner.config import SearchConfig
     from tuner.search import search
@@ -76,6 +77,8 @@ def run_search(args: argparse.Namespace) -> int:
     else:
         print(f"  to train it: {train_command(args, s)}")
     print(format_findings(result.findings))
+    if s.get("diagnosis"):
+        print("\n" + format_diagnosis(s["diagnosis"]))
     return 0
 
 

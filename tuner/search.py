@@ -30,6 +30,7 @@ import keras
 import keras_tuner as kt
 
 from training.atomic import write_text
+from training.babysit.diagnosis import reconcile
 from training.babysit.findings import Finding, as_dicts
 from training.errors import ConfigError
 from training.fit.device import use_compilation_cache
@@ -173,9 +174,12 @@ def search(
             "head_search": round(finetuning - searching, 2),
             "finetune": round(time.perf_counter() - finetuning, 2),
         }
+    reconciled, summary["diagnosis"] = reconcile(
+        store.findings(run.id) or findings, config.to_dict()
+    )
     store.set_status(run.id, "completed", summary=summary)
     store.append_event(run.id, {"event": "completed", "summary": summary})
-    return SearchResult(run.id, summary, as_dicts(store.findings(run.id)) or findings)
+    return SearchResult(run.id, summary, as_dicts(reconciled))
 
 
 def _prepare(config: SearchConfig, store: RunStore, verbose: int) -> PreparedData:

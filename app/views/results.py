@@ -22,7 +22,8 @@ from app.analysis import (
     worst_mistakes,
 )
 from app.charts import confusion_chart, curves_chart, gap_chart
-from app.common import pick_run, show_findings, show_label_suspects, store
+from app.common import pick_run, show_diagnosis, show_findings, show_label_suspects, store
+from training.babysit.diagnosis import reconcile
 
 # The export runs in the folder that holds the code (``python -m`` looks there first), so it runs
 # the code the app runs, from a project folder or an installed package; the store is passed on.
@@ -103,7 +104,9 @@ if epochs:
 
 st.subheader("Diagnosis and advice")
 settings = finding_settings(s, run)
-findings = [f for f in s.findings(run.id) if f.get("check") not in AUDIT_CHECKS]
+reconciled, diagnosis = reconcile(s.findings(run.id), run.config)
+show_diagnosis(summary.get("diagnosis") or diagnosis, settings)
+findings = [f.to_dict() for f in reconciled if f.check not in AUDIT_CHECKS]
 show_findings(findings, settings=settings)
 with st.expander("Data checks"):
     show_findings(

@@ -196,3 +196,20 @@ def direction(action: Mapping[str, Any] | None) -> str | None:
     if not isinstance(start, int | float):
         return None
     return "up" if action["to"] > start else "down"
+
+
+def stronger_features(settings: Mapping[str, Any] | None) -> str:
+    """How to get features that separate the classes better, from the weights the run used:
+    never the weights kind already in use, and never ImageNet alone (it needs the internet;
+    ``--weights PATH`` is the way without it)."""
+    weights = str((settings or {}).get("weights") or "").lower()
+    if weights == "none":
+        return (
+            "pretrained weights (--weights PATH for a local weights file, or --weights imagenet "
+            "where it can be downloaded)"
+        )
+    if weights == "imagenet":
+        return "a backbone whose ImageNet features fit these images better (--backbone)"
+    if weights:
+        return "weights pretrained on images closer to these (--weights PATH) or another --backbone"
+    return "pretrained weights (--weights PATH, or --weights imagenet where it can be downloaded)"

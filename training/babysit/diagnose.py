@@ -16,6 +16,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from training.babysit.advice import stronger_features
 from training.babysit.curves import loss_curve, loss_flat
 from training.babysit.findings import Finding
 from training.babysit.history import PHASES, History
@@ -187,10 +188,11 @@ def diagnose_fit(
     labels = _label_noise(causes, "labels")
     weak = _label_noise(causes, "features")
     if weak is not None:
+        finetuned = (settings or {}).get("epochs_finetune") or 0
         blind = (
             "The frozen backbone's features carry no class information (see label_noise): no "
-            "learning rate lets the head learn from them. Use pretrained weights (--weights "
-            "imagenet or --weights PATH), a larger --image-size, or fine-tune the backbone."
+            f"learning rate lets the head learn from them. Use {stronger_features(settings)}, "
+            "a larger --image-size" + ("." if finetuned else ", or fine-tune the backbone.")
         )
         findings = [
             _explained(f, weak, blind) if f is not None and f.evidence.get("phase") == "head" else f

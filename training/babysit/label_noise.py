@@ -46,6 +46,8 @@ from typing import Any
 
 import numpy as np
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -171,9 +173,12 @@ def _sample(n: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, LABEL_NOISE_MAX_ROWS, replace=False))
 
 
-def linear_head():
+def linear_head(rows: int, classes: int):
     """Standardize, then LDA with Ledoit–Wolf shrinkage (see the module's docstring: why not a
-    logistic regression)."""
+    logistic regression). LDA needs more rows than classes to fit; on a split that small a
+    strongly regularized logistic regression stands in."""
+    if rows <= classes:
+        return make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=100))
     return make_pipeline(
         StandardScaler(), LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")
     )
@@ -217,8 +222,14 @@ def out_of_fold(x: np.ndarray | None, y: np.ndarray | None, seed: int = 0) -> Sp
     with warnings.catch_warnings(), threadpool_limits(1):
         warnings.simplefilter("ignore", RuntimeWarning)  # constant columns after scaling
         warnings.simplefilter("ignore", UserWarning)  # collinear variables
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fitted_rows = len(labels) - int(np.ceil(len(labels) / folds))  # the smallest fold's
         probabilities = cross_val_predict(
-            linear_head(), features, labels, cv=cv, method="predict_proba"
+            linear_head(fitted_rows, len(classes)),
+            features,
+            labels,
+            cv=cv,
+            method="predict_proba",
         )
     probabilities = np.nan_to_num(probabilities, nan=1.0 / len(classes))
     guess = probabilities.argmax(axis=1)
@@ -262,13 +273,18 @@ class NoiseEstimate:
         return {k: _round(v) for k, v in dataclasses.asdict(self).items()}
 
 
-def estimate_noise(train: SplitResult, val: SplitResult) -> NoiseEstimate | None:
+def estimate_noise(
+    train: SplitResult, val: SplitResult, agreement: float | None = None
+) -> NoiseEstimate | None:
     """η from ``agreement = a·(1 − η) + (1 − a)·η/(C − 1)``, ``a`` validation's own out-of-fold
-    accuracy; None without a judged validation split or with features at chance there."""
+    accuracy and ``agreement`` the share of training labels a head trained on validation
+    predicts (the out-of-fold training accuracy when not given); None without a judged
+    validation split or with features at chance there."""
     if not (train.judged and val.judged) or val.at_chance:
         return None
     classes = len(train.class_ids)
-    agreement, reference = float(train.accuracy), float(val.accuracy)
+    agreement = float(train.accuracy if agreement is None else agreement)
+    reference = float(val.accuracy)
 
     def eta(a_t: float, a_r: float) -> float:
         return (a_r - a_t) / (a_r - (1 - a_r) / (classes - 1))
@@ -314,25 +330,27 @@ def margins(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return others.max(axis=1) - given
 
 
-def judging_probabilities(
+def validation_head_probabilities(
     train: SplitResult, train_x: np.ndarray, val: SplitResult, val_x: np.ndarray | None
-) -> np.ndarray:
-    """The training rows' out-of-fold probabilities, averaged with those of a head trained on
-    the validation split (when it holds the same classes): that head never saw a training label,
-    so the training split's wrong labels cannot pull it. On generated features with 20% of the
-    labels flipped, the top 18% by margin were 91% flipped with the average against 81% with the
-    out-of-fold head alone (validation 93% out of fold)."""
+) -> np.ndarray | None:
+    """Probabilities of the training rows from a head trained on the validation split (None
+    unless it holds the same classes). That head never saw a training label, so wrong training
+    labels cannot pull it: its agreement with them measures their noise without the bias of a
+    head fitted to them, and averaged with the out-of-fold probabilities it ranks them better
+    (on generated features with 20% of the labels flipped and validation 93% out of fold, the
+    top 18% by margin were 91% flipped with the average against 81% with the out-of-fold head
+    alone)."""
     if not val.judged or val_x is None or not np.array_equal(val.class_ids, train.class_ids):
-        return train.probabilities
+        return None
     rows_x = np.asarray(train_x)[train.rows].reshape(len(train), -1).astype(np.float64)
     val_rows_x = np.asarray(val_x)[val.rows].reshape(len(val), -1).astype(np.float64)
     with warnings.catch_warnings(), threadpool_limits(1):
         warnings.simplefilter("ignore", RuntimeWarning)
         warnings.simplefilter("ignore", UserWarning)
-        head = linear_head().fit(np.nan_to_num(val_rows_x, posinf=0, neginf=0), val.labels)
+        head = linear_head(len(val), len(val.class_ids))
+        head.fit(np.nan_to_num(val_rows_x, posinf=0, neginf=0), val.labels)
         reference = head.predict_proba(np.nan_to_num(rows_x, posinf=0, neginf=0))
-    reference = np.nan_to_num(reference, nan=1.0 / len(train.class_ids))
-    return (train.probabilities + reference) / 2
+    return np.nan_to_num(reference, nan=1.0 / len(train.class_ids))
 
 
 def worth_a_look(probabilities: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
@@ -411,10 +429,13 @@ def label_noise_check(
     train = out_of_fold(train_x, train_y, seed)
     val = out_of_fold(val_x, val_y, seed)
     grade = feature_grade(train, val)
-    estimate = estimate_noise(train, val)
-    probabilities = (
-        judging_probabilities(train, train_x, val, val_x) if train.judged else train.probabilities
-    )
+    reference = validation_head_probabilities(train, train_x, val, val_x) if train.judged else None
+    if reference is None:
+        probabilities, agreement = train.probabilities, None
+    else:
+        probabilities = (train.probabilities + reference) / 2
+        agreement = float(np.mean(reference.argmax(axis=1) == train.labels))
+    estimate = estimate_noise(train, val, agreement)
     named, why_none = (
         _named(train, probabilities, grade, estimate)
         if train.judged
@@ -567,6 +588,18 @@ def _verdict(
             None,
             measured,
             f"Nothing to do: {share}, a usual level for labels set by hand." + listed,
+        )
+    if not val.learned:
+        return (
+            "warn",
+            "weak_features",
+            f"features weak: validation's own labels predicted at {val.balanced_accuracy:.0%} "
+            f"out of fold (chance {val.chance:.0%}); the training labels disagree no more than "
+            "that explains",
+            "The features separate these classes only weakly, so the head cannot learn them "
+            "well and single labels cannot be judged: random or unsuitable backbone weights, "
+            "or images too small for the backbone. Use pretrained weights, a local weights "
+            "file (--weights PATH), or a larger --image-size.",
         )
     return (
         "ok",

@@ -80,8 +80,8 @@ def _weak_features(drop, rates, end, weights, evidence, expected) -> Finding:
     if weights == "none":
         cause = (
             "the backbone has random weights (--weights none), whose features barely separate "
-            "these classes. Use pretrained weights (--weights imagenet) or a local weights file "
-            "(--weights PATH)"
+            "these classes. Use a local weights file (--weights PATH), or --weights imagenet "
+            "where it can be downloaded"
         )
     else:
         cause = (

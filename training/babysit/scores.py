@@ -258,9 +258,9 @@ def batchnorm_mismatch(
         return Finding("batchnorm_mismatch", "ok", measured, expected, NOTHING, evidence)
     advice = (
         "BatchNorm's moving statistics do not describe the data: the model fits batches but "
-        "not the same images in inference mode. Use pretrained weights (--weights imagenet, or "
-        "--weights PATH for a local file) with BatchNorm kept frozen, or re-estimate the "
-        "statistics on more training images."
+        "not the same images in inference mode. Use pretrained weights (--weights PATH for a "
+        "local weights file, or --weights imagenet where it can be downloaded) with BatchNorm "
+        "kept frozen, or re-estimate the statistics on more training images."
     )
     return Finding("batchnorm_mismatch", "fail", measured, expected, advice, evidence)
 

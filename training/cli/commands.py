@@ -69,6 +69,7 @@ def inspect(args: argparse.Namespace) -> int:
 
 @command("train")
 def train(args: argparse.Namespace) -> int:
+    from training.babysit.diagnosis import format_diagnosis
     from training.babysit.findings import format_findings
     from training.errors import TrainingDiverged
     from training.fit.two_phase import train as run_training
@@ -95,11 +96,14 @@ def train(args: argparse.Namespace) -> int:
     else:
         print_result(result.run_id, result.summary)
         print(format_findings(result.findings))
+        if result.summary.get("diagnosis"):
+            print("\n" + format_diagnosis(result.summary["diagnosis"]))
     return 0
 
 
 @command("check")
 def check(args: argparse.Namespace) -> int:
+    from training.babysit.diagnosis import format_diagnosis
     from training.babysit.findings import format_findings
     from training.gate import run_gate
 
@@ -114,12 +118,15 @@ def check(args: argparse.Namespace) -> int:
                 "run_id": result.run_id,
                 "status": result.status,
                 "seconds": result.seconds,
+                "diagnosis": result.diagnosis,
                 "findings": result.findings,
             }
         )
     else:
         print()
         print(format_findings(result.findings, title=f"Sanity gate, run {result.run_id}"))
+        if result.diagnosis:
+            print("\n" + format_diagnosis(result.diagnosis))
         print(f"\nGate {result.status} in {result.seconds:.0f} s.")
     return 1 if result.status == "fail" else 0
 

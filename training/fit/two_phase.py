@@ -29,6 +29,7 @@ import numpy as np
 from training.atomic import atomic_path, write_text
 from training.babysit.audit_findings import audit_findings
 from training.babysit.diagnose import diagnose_fit
+from training.babysit.diagnosis import reconcile
 from training.babysit.explosion import LossExplosionStop
 from training.babysit.findings import Finding, as_dicts
 from training.babysit.label_noise import label_noise_check
@@ -392,6 +393,7 @@ def _finish(config, clf, data, store, run_id, outcome, watch, policy, started):
     findings = [*audit_findings(data.audit), outcome.label_noise, watch.finding()]
     write_text(store.artifact(run_id, "history"), json.dumps(histories, indent=1))
     if watch.exploded:
+        findings, summary["diagnosis"] = reconcile(findings, config.to_dict())
         found = as_dicts(findings)
         store.add_findings(run_id, found)
         explosion = found[-1]
@@ -414,6 +416,7 @@ def _finish(config, clf, data, store, run_id, outcome, watch, policy, started):
         causes=[outcome.label_noise],
         trainable=outcome.trainable,
     )
+    findings, summary["diagnosis"] = reconcile(findings, config.to_dict())
     found = as_dicts(findings)
     store.add_findings(run_id, found)
     _save_predictions(clf, data, store, run_id, config.batch_size)
