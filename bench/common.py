@@ -35,3 +35,13 @@ def epoch_seconds(model, data, epochs: int, **fit_kwargs) -> float:
 
     model.fit(data, epochs=epochs, verbose=0, callbacks=[Timer()], **fit_kwargs)
     return float(np.median(times[1:]))
+
+
+def emit_report(report: dict, as_json: bool, json_out: str | None) -> None:
+    """The report as JSON on stdout (``--json``) and into ``--json-out``'s file."""
+    import json
+
+    if as_json:
+        print(json.dumps(report, indent=2, default=float))
+    if json_out:
+        Path(json_out).write_text(json.dumps(report, indent=2, default=float))

@@ -118,14 +118,34 @@ WARNING = """
 """
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
+def dataset_arguments(parser: argparse.ArgumentParser) -> None:
+    """DATA, --weights, --backbone and --size: what every contestant trains on (shared with
+    ``bench.accuracy``)."""
     parser.add_argument(
         "data", nargs="?", help="a class-folder dataset (or train/ val/ folders), or demo:N"
     )
     parser.add_argument("--weights", help="a backbone weights file (PATH), imagenet, or none")
     parser.add_argument("--backbone", default="MobileNetV2")
     parser.add_argument("--size", type=int, default=96)
+
+
+def run_arguments(parser: argparse.ArgumentParser) -> None:
+    """How a benchmark runs and reports (shared with ``bench.accuracy``)."""
+    parser.add_argument("--timeout", type=float, help="seconds allowed per contestant process")
+    parser.add_argument("--json", action="store_true", help="print the JSON report, not the table")
+    parser.add_argument("--json-out", help="write the JSON report (or, child: its result) here")
+    parser.add_argument("--workdir", help="keep the datasets, homes and logs here")
+
+
+def child_arguments(parser: argparse.ArgumentParser) -> None:
+    """What the parent hands a contestant's child process (hidden from --help)."""
+    parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--split-dir", help=argparse.SUPPRESS)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
+    dataset_arguments(parser)
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch", type=int, default=32)
@@ -143,14 +163,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--repeat", action="store_true", help="Babysitter twice in one home: first vs second"
     )
-    parser.add_argument("--timeout", type=float, help="seconds allowed per contestant process")
-    parser.add_argument("--json", action="store_true", help="print the JSON report, not the table")
-    parser.add_argument("--json-out", help="write the JSON report (or, child: its result) here")
-    parser.add_argument("--workdir", help="keep the datasets, homes and logs here")
+    run_arguments(parser)
     # Child process (spawned by the parent).
     parser.add_argument("--contestant", choices=CONTESTANTS, help=argparse.SUPPRESS)
-    parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
-    parser.add_argument("--split-dir", help=argparse.SUPPRESS)
+    child_arguments(parser)
     parser.add_argument("--make-weights", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if not args.contestant and not args.make_weights:
@@ -676,10 +692,9 @@ def main(argv: list[str] | None = None) -> None:
         if args.weights == "none":
             print(WARNING, file=out)
         (print_repeat if args.repeat else print_table)(report, out)
-        if args.json:
-            print(json.dumps(report, indent=2, default=float))
-        if args.json_out:
-            Path(args.json_out).write_text(json.dumps(report, indent=2, default=float))
+        from bench.common import emit_report  # NumPy: not at import time (process timing)
+
+        emit_report(report, args.json, args.json_out)
     finally:
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
