@@ -146,6 +146,7 @@ def _model_checks(config, spec, image_size, data, store, echo) -> list[Finding]:
                 data.class_names,
                 train_files=[data.cache.rels[i] for i in rows],
                 seed=config.seed,
+                settings=config.to_dict(),
             ),
         ),
     ]

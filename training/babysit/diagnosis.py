@@ -128,10 +128,13 @@ def _fold(finding: Finding, cause: Finding, kind: str) -> Finding:
         finding,
         status="ok",
         action=None,
-        advice=f"Explained by {cause.check} ({words}): fix that first. {finding.advice}",
+        advice=finding.advice
+        if "explained_by" in (finding.evidence or {})
+        else f"Explained by {cause.check} ({words}): fix that first. {finding.advice}",
         evidence={
             **(finding.evidence or {}),
-            "explained_by": cause.check,
+            # A finding diagnose_fit already pointed at this cause keeps its own words.
+            "explained_by": (finding.evidence or {}).get("explained_by", cause.check),
             "status_before": finding.status,
         },
     )
@@ -186,7 +189,6 @@ def reconcile(
         if f is not cause
         and f.check in explained
         and f.status != "ok"
-        and "explained_by" not in (f.evidence or {})
         and not (kind == "weak_features" and f.evidence.get("phase") == "finetune")
         else f
         for f in items

@@ -41,6 +41,7 @@ import dataclasses
 import math
 import time
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +54,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
+from training.babysit.advice import stronger_features
 from training.babysit.findings import Finding
 from training.babysit.thresholds import (
     LABEL_NOISE_CHANCE_MARGIN,
@@ -406,6 +408,7 @@ def label_noise_check(
     class_names: list[str],
     train_files: list[str] | None = None,
     seed: int = 0,
+    settings: Mapping[str, Any] | None = None,
 ) -> Finding:
     """``label_noise``: out-of-fold agreement of the training labels with the features.
 
@@ -415,6 +418,7 @@ def label_noise_check(
         class_names: Names of the label indices.
         train_files: The relative file of each training row, named in the suspects.
         seed: Row sample and fold shuffle.
+        settings: The run's config: advice on weak features starts from its weights.
 
     Returns:
         The finding. ``evidence["noise"]`` is the estimated share of wrong training labels with
@@ -477,7 +481,7 @@ def label_noise_check(
         "suspects_more": max(0, len(named) - shown),
         "suspects_reason": why_none,
     }
-    status, cause, measured, advice = _verdict(train, val, estimate, len(named))
+    status, cause, measured, advice = _verdict(train, val, estimate, len(named), settings)
     evidence["cause"] = cause
     evidence["seconds"] = round(time.monotonic() - started, 2)
     expected = (
@@ -490,9 +494,15 @@ def label_noise_check(
 
 
 def _verdict(
-    train: SplitResult, val: SplitResult, estimate: NoiseEstimate | None, named: int
+    train: SplitResult,
+    val: SplitResult,
+    estimate: NoiseEstimate | None,
+    named: int,
+    settings: Mapping[str, Any] | None = None,
 ) -> tuple[str, str | None, str, str]:
-    """(status, cause, measured, advice) from the two splits' results and the estimate."""
+    """(status, cause, measured, advice) from the two splits' results and the estimate;
+    ``settings`` (the run's config) shape the advice on weak features."""
+    remedy = f"{stronger_features(settings)}, or a larger --image-size"
     if not train.judged:
         return (
             "ok",
@@ -526,8 +536,7 @@ def _verdict(
                 "The features do not predict the training labels, and the validation labels "
                 f"only weakly ({val.balanced_accuracy:.0%}): either the features are too weak "
                 "to tell, or the training labels do not match the images. Check a few "
-                "training folders by eye, and use stronger features: pretrained weights, a "
-                "local weights file (--weights PATH) or a larger --image-size.",
+                f"training folders by eye, and use stronger features: {remedy}.",
             )
         both = (
             f"validation labels at {val.balanced_accuracy:.0%}"
@@ -540,8 +549,7 @@ def _verdict(
             f"training labels predicted at {at}, {both}",
             "The features carry almost no class information, so the labels cannot be judged "
             "with them (nor learned well from them): random or unsuitable backbone weights, or "
-            "images too small for the backbone. Use pretrained weights, a local weights file "
-            "(--weights PATH), or a larger --image-size, then check again."
+            f"images too small for the backbone. Use {remedy}, then check again."
             + (
                 ""
                 if val.judged
@@ -598,8 +606,7 @@ def _verdict(
             "that explains",
             "The features separate these classes only weakly, so the head cannot learn them "
             "well and single labels cannot be judged: random or unsuitable backbone weights, "
-            "or images too small for the backbone. Use pretrained weights, a local weights "
-            "file (--weights PATH), or a larger --image-size.",
+            f"or images too small for the backbone. Use {remedy}.",
         )
     return (
         "ok",

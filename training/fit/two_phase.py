@@ -244,6 +244,7 @@ def _label_noise(features, data, config) -> Finding:
         data.class_names,
         train_files=[data.cache.rels[i] for i in rows],
         seed=config.seed,
+        settings=config.to_dict(),
     )
 
 
