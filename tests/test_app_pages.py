@@ -293,6 +293,10 @@ def test_results_confusion_matrix_mistakes_and_model_download(home, made):
     assert list(per_class["class"]) == ["cat", "dog"]
     assert "confusion matrix (4 images)" in " ".join(s.value for s in at.subheader)
     assert "Diagnosis and advice" in " ".join(s.value for s in at.subheader)
+    # The run's one diagnosis comes first, above the findings it explains.
+    boxes = [e.value for kind in ("success", "warning", "error") for e in at.get(kind)]
+    diagnosis = [b for b in boxes if b.startswith("**Diagnosis.**")]
+    assert len(diagnosis) == 1, boxes
     download = at.get("download_button")
     assert download and download[0].proto.label == "Download model (.keras)"
     mistakes = [c for c in body.split("\n") if ", predicted **" in c]
