@@ -583,18 +583,21 @@ def test_wrong_training_labels_explain_the_curves_the_gap_and_underfitting():
     assert by_check(findings)["loss_flat"].action == act("raise", "lr", 1e-3, 0.01)
 
 
-def test_features_at_chance_explain_a_flat_head_not_a_low_rate():
+def test_features_at_chance_explain_the_head_curve_not_a_loss_that_never_moved():
     weak = Finding("label_noise", "warn", 0.5, "few", "Weak features", {"cause": "features"})
     histories = {"head": history(FLAT_10, accuracy=0.1)}
     findings = diagnose_fit(histories, summary(0.1, 0.1), 10, SETTINGS, causes=[weak])
-    flat = by_check(findings)["loss_flat"]
-    assert flat.action is None and flat.evidence["explained_by"] == "label_noise"
+    curve = by_check(findings)["loss_curve"]
+    assert curve.action is None and curve.evidence["explained_by"] == "label_noise"
     # ImageNet weights were in use: the advice is another backbone, never the weights again.
-    assert "--backbone" in flat.advice and "--weights imagenet" not in flat.advice
+    assert "--backbone" in curve.advice and "--weights imagenet" not in curve.advice
+    # A loss that did not move even 1% is the rate, whatever the features: it keeps its action.
+    flat = by_check(findings)["loss_flat"]
+    assert "explained_by" not in flat.evidence and flat.action["param"] == "lr"
     random = diagnose_fit(
         histories, summary(0.1, 0.1), 10, {**SETTINGS, "weights": "none"}, causes=[weak]
     )
-    advice = by_check(random)["loss_flat"].advice
+    advice = by_check(random)["loss_curve"].advice
     assert "pretrained weights (--weights PATH" in advice and "where it can be downloaded" in advice
 
 

@@ -45,7 +45,8 @@ EXPLAINS: dict[str, frozenset[str]] = {
     "cannot_learn": LEARNING | {"regularization_raises_loss", "initial_loss", "label_noise"},
     "exploding_loss": LEARNING - {"lr_range", "overfit_tiny_subset"},
     "wrong_labels": LEARNING,
-    "weak_features": LEARNING - {"train_mode_gap"},
+    # Not loss_flat: see diagnose_fit (a loss that does not move at all is the rate's doing).
+    "weak_features": LEARNING - {"train_mode_gap", "loss_flat"},
 }
 
 
