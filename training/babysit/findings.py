@@ -95,9 +95,17 @@ def format_findings(
         return f"{title}: none."
     lines = [f"{title} ({worst_status(items)}):"]
     for f in items:
+        evidence = f.get("evidence") or {}
+        folded = (
+            f"; was {evidence['status_before']}, explained by {evidence['explained_by']}"
+            if f["status"] == "ok"
+            and evidence.get("explained_by")
+            and evidence.get("status_before")
+            else ""
+        )
         lines.append(
             f"  [{_MARK[f['status']]}] {f['check']}: measured {format_value(f['measured'])}"
-            f" (expected {format_value(f['expected'])})"
+            f" (expected {format_value(f['expected'])}{folded})"
         )
         if f["status"] != "ok" or f.get("action"):
             lines.append(f"         {f['advice']}")
