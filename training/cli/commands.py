@@ -69,7 +69,7 @@ def inspect(args: argparse.Namespace) -> int:
 
 @command("train")
 def train(args: argparse.Namespace) -> int:
-    from training.babysit.diagnosis import format_diagnosis
+    from training.babysit.diagnosis import format_diagnosis, reconcile
     from training.babysit.findings import format_findings
     from training.errors import TrainingDiverged
     from training.fit.two_phase import train as run_training
@@ -79,17 +79,20 @@ def train(args: argparse.Namespace) -> int:
     try:
         result = run_training(config, verbose=0 if args.json else 1, echo=echo)
     except TrainingDiverged as stopped:
+        _, diagnosis = reconcile(stopped.findings, config.to_dict())
         if args.json:
             emit_json(
                 {
                     "run_id": stopped.run_id,
                     "status": "failed",
                     "error": str(stopped),
+                    "diagnosis": diagnosis,
                     "findings": stopped.findings,
                 }
             )
         else:
             print(format_findings(stopped.findings))
+            print("\n" + format_diagnosis(diagnosis))
         raise
     if args.json:
         emit_json({"run_id": result.run_id, **result.summary, "findings": result.findings})
