@@ -645,3 +645,9 @@ def test_a_phase_with_nothing_trainable_is_not_blamed_on_the_rate():
     assert checks["loss_flat"].status == "fail" and checks["loss_flat"].action is None
     assert "Nothing is trainable" in checks["loss_flat"].advice
     assert checks["loss_curve"].action is None
+    # Dropout's fresh masks move a frozen head's epoch loss by a few percent: still frozen.
+    wobble = [2.30, 2.25, 2.33, 2.27, 2.31]
+    frozen = diagnose_fit(
+        {"head": history(wobble, accuracy=0.1)}, summary(0.1, 0.1), 10, trainable={"head": 0}
+    )
+    assert by_check(frozen)["loss_flat"].status == "fail"

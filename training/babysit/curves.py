@@ -170,10 +170,10 @@ def loss_flat(
         "ln_classes": ln_classes(num_classes),
     }
     expected = f"a change of at least {FLAT_RELATIVE_DROP:.0%} over the first {FLAT_EPOCHS} epochs"
+    if trainable == 0:  # first: dropout alone moves a frozen head's epoch loss by 1% or more
+        return _frozen(phase, evidence)
     if abs(drop) >= FLAT_RELATIVE_DROP or first < CONVERGED_LOSS:
         return Finding("loss_flat", "ok", round(drop, 4), expected, NOTHING, evidence)
-    if trainable == 0:
-        return _frozen(phase, evidence)
     settings = phase_settings(settings, history, phase)
     if _held_by_l2(history, loss):
         action, text = _l2_change(settings)
