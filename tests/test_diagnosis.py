@@ -115,6 +115,18 @@ def test_actions_never_conflict_and_the_root_cause_acts_first():
     actions = [f.action for f in findings if f.action]
     assert len(actions) == 1 and actions[0]["op"] == "widen"  # no "lower L2" beside "widen"
     assert findings[2].action is None  # a move to the value in use is no advice
+    # A stale action (written from another value) that lands on the run's value claims nothing:
+    # the next finding's move of that setting stands.
+    stale = Finding(
+        "underfitting", "warn", 0.5, "", "Wider.", {},
+        {"op": "raise", "param": "head_units", "from": 128, "to": 256},
+    )  # fmt: skip
+    wider = Finding(
+        "generalization_gap", "warn", 0.2, "", "Wider.", {},
+        {"op": "raise", "param": "head_units", "from": 256, "to": 512},
+    )  # fmt: skip
+    findings, _ = reconcile([stale, wider], {**SETTINGS, "head_units": 256})
+    assert findings[0].action is None and findings[1].action["to"] == 512
 
 
 def test_wrong_labels_come_before_weak_features_and_a_healthy_run_says_so():

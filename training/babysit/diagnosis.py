@@ -24,7 +24,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from training.babysit.advice import render
+from training.babysit.advice import current_value, render
 from training.babysit.findings import Finding
 
 LEARNING = frozenset(
@@ -141,17 +141,27 @@ def _fold(finding: Finding, cause: Finding, kind: str) -> Finding:
     )
 
 
-def _one_action_per_setting(findings: list[Finding], first: Finding) -> list[Finding]:
+def _one_action_per_setting(
+    findings: list[Finding], first: Finding, settings: Mapping[str, Any]
+) -> list[Finding]:
     """The root cause's action first, then each setting's first action; later ones (the same
-    setting again, or the opposite move) dropped, and so is a move to the value in use."""
+    setting again, or the opposite move) dropped, and so is a move to the value in use (the
+    run's, from ``settings``, or the action's own ``from``) before it can claim its setting."""
     seen: set[str] = set()
+
+    def in_use(action: Mapping[str, Any]) -> bool:
+        to = action.get("to")
+        if "from" in action and action.get("from") == to:
+            return True
+        param = action.get("param")
+        return bool(param) and settings and current_value(settings, param) == to
 
     def claim(finding: Finding) -> Finding:
         action = finding.action
         if not action:
             return finding
         key = str(action.get("param") or action.get("op"))
-        if key in seen or ("from" in action and action.get("from") == action.get("to")):
+        if key in seen or in_use(action):
             return dataclasses.replace(finding, action=None)
         seen.add(key)
         return finding
@@ -194,7 +204,7 @@ def reconcile(
         else f
         for f in items
     ]
-    deduped = _one_action_per_setting(folded, cause)
+    deduped = _one_action_per_setting(folded, cause, settings or {})
     cause = next(f for f, g in zip(deduped, folded, strict=True) if g is cause)
     return deduped, {
         "cause": kind,
