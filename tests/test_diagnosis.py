@@ -136,11 +136,29 @@ def test_wrong_labels_come_before_weak_features_and_a_healthy_run_says_so():
          "suspects_total": 40},
     )  # fmt: skip
     weak = Finding("lr_range", "warn", "flat", "", "Falls little.", {"cause": "features"})
-    findings, diagnosis = reconcile([weak, labels], SETTINGS)
+    under = Finding("underfitting", "warn", 0.62, "", "Add capacity.", {})
+    findings, diagnosis = reconcile([weak, labels, under], SETTINGS)
     assert diagnosis["cause"] == "wrong_labels"
     assert "about 20% (13%–27%)" in diagnosis["sentence"]
     assert diagnosis["actions"] == ["review the 40 labels worth a second look"]
-    assert findings[0].status == "ok" and findings[0].evidence["explained_by"] == "label_noise"
+    # Some wrong labels hold the training accuracy down; they do not explain the sweep.
+    assert findings[2].status == "ok" and findings[2].evidence["explained_by"] == "label_noise"
+    assert findings[0].status == "warn"
+    # Most labels wrong (shuffled) explain everything the model learned, the sweep included.
+    shuffled = Finding("label_noise", "fail", "at chance", "", "Do not match.", {"cause": "labels"})
+    findings, diagnosis = reconcile([weak, shuffled], SETTINGS)
+    assert diagnosis["cause"] == "wrong_labels" and findings[0].status == "ok"
+    # A loss that did not move at this rate comes before some wrong labels: no label fix moves it.
+    flat = Finding(
+        "loss_flat", "warn", 0.005, "", "The training loss barely moved: the rate is too low. "
+        "Raise --lr 10×.", {"phase": "head"},
+        {"op": "raise", "param": "lr", "from": 0.01, "to": 0.1},
+    )  # fmt: skip
+    findings, diagnosis = reconcile([labels, flat], SETTINGS)
+    assert diagnosis["check"] == "loss_flat" and diagnosis["actions"] == ["--lr 0.1"]
+    assert diagnosis["sentence"] == (
+        "The training loss barely moved: the rate is too low (see loss_flat)."
+    )
     _, healthy = reconcile([Finding("lr_range", "ok", "window", "", "Nothing to do.")])
     assert healthy["cause"] is None and healthy["sentence"].startswith("Nothing to fix")
 

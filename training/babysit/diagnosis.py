@@ -49,6 +49,11 @@ EXPLAINS: dict[str, frozenset[str]] = {
     "weak_features": LEARNING - {"train_mode_gap", "loss_flat"},
 }
 
+SOME_LABELS_EXPLAIN = frozenset({"generalization_gap", "underfitting", "edge_of_range"})
+"""What a share of wrong training labels explains: a training accuracy held below what the
+features allow (they are scored against wrong labels too), and the gap that goes with it; not
+how the loss moved (a head learns through 20% of wrong labels at any sane rate)."""
+
 
 def _as_finding(finding: Finding | Mapping[str, Any]) -> Finding:
     return finding if isinstance(finding, Finding) else Finding.from_dict(finding)
@@ -104,9 +109,21 @@ def root_cause(findings: list[Finding]) -> tuple[str, Finding] | None:
             )
         )
 
-    labels = blames("labels", "noisy_labels")
+    labels = blames("labels")
     if labels:
         return "wrong_labels", labels
+    noisy = blames("noisy_labels")
+    if noisy:
+        # Some wrong labels hold accuracy down but do not stop a head learning: a loss that
+        # did not move at this rate (or rose) is the rate's, and no label fix changes it.
+        rate = first(
+            lambda f: (
+                f.check in ("loss_flat", "loss_curve")
+                and f.status != "ok"
+                and (f.action or {}).get("param") in ("lr", "finetune_lr")
+            )
+        )
+        return ("finding", rate) if rate else ("wrong_labels", noisy)
     weak = blames("features", "features_or_labels", "weak_features") or first(
         lambda f: (
             f.check == "lr_range" and f.status != "ok" and evidence(f).get("cause") == "features"
@@ -195,6 +212,8 @@ def reconcile(
         }
     kind, cause = found
     explained = EXPLAINS.get(kind, frozenset())
+    if kind == "wrong_labels" and (cause.evidence or {}).get("cause") == "noisy_labels":
+        explained = SOME_LABELS_EXPLAIN
     folded = [
         _fold(f, cause, kind)
         if f is not cause
@@ -262,7 +281,7 @@ def sentence(kind: str, cause: Finding, settings: Mapping[str, Any]) -> str:
         return "Exploding loss: " + _first_sentence(cause.advice)
     if kind == "cannot_learn":
         return "Nothing can learn: " + _first_sentence(cause.advice)
-    return f"{cause.check}: " + _first_sentence(cause.advice)
+    return _first_sentence(cause.advice).rstrip(".:") + f" (see {cause.check})."
 
 
 def actions(kind: str, cause: Finding, settings: Mapping[str, Any]) -> list[str]:
