@@ -214,19 +214,11 @@ def show_label_suspects(
     total = evidence.get("suspects_total") or len(suspects)
     title = f"Labels worth a second look ({total})"
     shown = f"The {len(suspects)} likeliest of {total}" if total > len(suspects) else "The"
-    noise = evidence.get("noise") or {}
-    estimate = (
-        f" About {percent(noise['rate'])} of the training labels look wrong "
-        f"({percent(noise['low'])}–{percent(noise['high'])})."
-        if isinstance(noise.get("rate"), int | float)
-        and isinstance(noise.get("low"), int | float)
-        and isinstance(noise.get("high"), int | float)
-        else ""
-    )
     note = (
         f"{shown} training images whose label heads that never saw it contradict most "
-        f"confidently, likeliest first.{estimate} If a label is wrong, move the image to its "
-        "class folder and train again; a right one stays where it is."
+        "confidently, likeliest first (the share of wrong labels is label_noise's measurement). "
+        "If a label is wrong, move the image to its class folder and train again; a right one "
+        "stays where it is."
     )
     if finding.get("status", "ok") == "ok":
         box = st.expander(title)
