@@ -98,9 +98,17 @@ from bench.search import (  # noqa: E402  (standard library only at import time)
     source_dataset,
 )
 
-CONTESTANTS = ("babysitter", "recipe", "recipe-guide-lr", "recipe-as-written", "search")
+CONTESTANTS = (
+    "babysitter",
+    "babysitter-unfreeze-all",
+    "recipe",
+    "recipe-guide-lr",
+    "recipe-as-written",
+    "search",
+)
 TITLES = {
     "babysitter": "(a) Babysitter train",
+    "babysitter-unfreeze-all": "(a') train --unfreeze all",
     "recipe": "(b) keras.io recipe",
     "recipe-guide-lr": "(b') recipe, guide's 1e-5",
     "recipe-as-written": "(b'') recipe, BN trains",
@@ -304,10 +312,11 @@ def command(name: str, seed: int, split_dir: Path, weights: str, args, out: Path
     epochs = ["--epochs-head", str(args.epochs_head)]
     epochs += ["--epochs-finetune", str(args.epochs_finetune)]
     seed_arg = ["--seed", str(seed)]
-    if name == "babysitter":
+    if name in ("babysitter", "babysitter-unfreeze-all"):
+        every = ["--unfreeze", "all"] if name == "babysitter-unfreeze-all" else []
         return [
             sys.executable, "-m", "training", "train", str(split_dir), *common,
-            "--image-size", str(args.size), *seed_arg, *epochs, "--json",
+            "--image-size", str(args.size), *seed_arg, *epochs, *every, "--json",
         ]  # fmt: skip
     if name == "search":
         return [
@@ -391,7 +400,7 @@ def run_one(name: str, seed: int, split_dir: Path, weights: str, args, work: Pat
     try:
         if code != 0:
             raise RuntimeError(f"exit {code}")
-        if name in ("babysitter", "search"):
+        if name in ("babysitter", "babysitter-unfreeze-all", "search"):
             result = parse_babysitter(_json_document(stdout))
         else:
             result = json.loads(out.read_text())
@@ -554,6 +563,8 @@ def notes(name: str, args) -> list[str]:
             else "BatchNorm left trainable: Keras 3 trains it despite training=False"
         )
         return [f"fine-tune lr {FINETUNE_LR[name]:g}, the whole base unfrozen, {bn}"]
+    if name == "babysitter-unfreeze-all":
+        return ["its defaults but --unfreeze all: fine-tune lr 1e-4, the whole base unfrozen"]
     return ["its defaults: fine-tune lr 1e-4, the top 2 blocks unfrozen"]
 
 
