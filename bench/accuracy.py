@@ -79,12 +79,11 @@ import importlib.metadata  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
-import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
-import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from bench.common import emit_report, work_folder  # noqa: E402  (standard library only)
 from bench.search import (  # noqa: E402  (standard library only at import time)
     ROOT,
     _fmt,
@@ -595,9 +594,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.contestant:
         return child(args)
-    work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_accuracy_")).resolve()
-    work.mkdir(parents=True, exist_ok=True)
-    try:
+    with work_folder(args.workdir, "bench_accuracy_") as work:
         source = source_dataset(args.data, args.size, work)
         folders, data = make_splits(source, args.seeds, args.val_split, work)
         if args.data.startswith("demo:"):
@@ -626,12 +623,7 @@ def main(argv: list[str] | None = None) -> None:
         report.update(compare(args, work, folders, weights))
         out = sys.stderr if args.json else sys.stdout
         print_table(report, out)
-        from bench.common import emit_report  # NumPy: not at import time (process timing)
-
         emit_report(report, args.json, args.json_out)
-    finally:
-        if not args.workdir:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

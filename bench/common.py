@@ -1,15 +1,21 @@
-"""What the benchmarks share: generated JPEG folders and steady-state epoch timing."""
+"""What the benchmarks share: generated JPEG folders, steady-state epoch timing, a scratch
+folder and the report's output. Standard library only at import time (NumPy and Keras are
+imported where used), so a bench that times its own process start can import it first."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import shutil
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-
-import numpy as np
 
 
 def write_jpegs(root: Path, count: int, size: int, classes: int = 10) -> None:
     """A class-folder dataset of random-noise JPEGs (decoding cost like real photos)."""
+    import numpy as np
     from PIL import Image
 
     rng = np.random.default_rng(0)
@@ -23,6 +29,7 @@ def write_jpegs(root: Path, count: int, size: int, classes: int = 10) -> None:
 def epoch_seconds(model, data, epochs: int, **fit_kwargs) -> float:
     """Median wall time of epochs 2..N of ``model.fit`` (the first traces and compiles)."""
     import keras
+    import numpy as np
 
     times: list[float] = []
 
@@ -39,9 +46,20 @@ def epoch_seconds(model, data, epochs: int, **fit_kwargs) -> float:
 
 def emit_report(report: dict, as_json: bool, json_out: str | None) -> None:
     """The report as JSON on stdout (``--json``) and into ``--json-out``'s file."""
-    import json
-
     if as_json:
         print(json.dumps(report, indent=2, default=float))
     if json_out:
         Path(json_out).write_text(json.dumps(report, indent=2, default=float))
+
+
+@contextlib.contextmanager
+def work_folder(keep: str | None, prefix: str) -> Iterator[Path]:
+    """The bench's scratch folder: ``keep`` (``--workdir``, left in place) or a fresh temporary
+    folder, removed at the end whatever happens."""
+    work = Path(keep or tempfile.mkdtemp(prefix=prefix)).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        yield work
+    finally:
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)

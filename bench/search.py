@@ -101,6 +101,8 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from bench.common import emit_report, work_folder  # noqa: E402  (standard library only)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 CONTESTANTS = ("plain", "plain-features", "babysitter")
@@ -648,9 +650,7 @@ def main(argv: list[str] | None = None) -> None:
         return child(args)
     if args.make_weights:
         return make_weights(args)
-    work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_search_")).resolve()
-    work.mkdir(parents=True, exist_ok=True)
-    try:
+    with work_folder(args.workdir, "bench_search_") as work:
         if args.weights == "none":
             print(WARNING, file=sys.stderr)
         source = source_dataset(args.data, args.size, work)
@@ -692,12 +692,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.weights == "none":
             print(WARNING, file=out)
         (print_repeat if args.repeat else print_table)(report, out)
-        from bench.common import emit_report  # NumPy: not at import time (process timing)
-
         emit_report(report, args.json, args.json_out)
-    finally:
-        if not args.workdir:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
