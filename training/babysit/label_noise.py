@@ -29,15 +29,14 @@ The head is scikit-learn's linear discriminant analysis with Ledoit–Wolf shrin
 standardized features: a linear head that, unlike a logistic regression on a few hundred rows of
 a thousand features, cannot fit the flipped labels of its own folds (on generated features with
 20% flipped and validation 93% out of fold, precision 0.78 against 0.59 for a logistic
-regression at C = 0.01). The confident-learning thresholds (``confident_joint``) stay as
-evidence (cleanlab implements them too, but is AGPL-3.0).
+regression at C = 0.01). The ranking and confident learning's rule are in
+:mod:`training.babysit.confident_learning` (cleanlab implements them too, but is AGPL-3.0).
 
 One concept over 400 lines: one check (out-of-fold label agreement) and its evidence.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 import warnings
@@ -55,7 +54,15 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from training.babysit.advice import stronger_features
+from training.babysit.confident_learning import (
+    confident_joint,
+    label_issues,
+    margins,
+    per_class_thresholds,
+    worth_a_look,
+)
 from training.babysit.findings import Finding
+from training.babysit.noise_estimate import NoiseEstimate, estimate_noise
 from training.babysit.thresholds import (
     LABEL_NOISE_CHANCE_MARGIN,
     LABEL_NOISE_FOLDS,
@@ -70,49 +77,17 @@ from training.babysit.thresholds import (
 )
 
 CHECK = "label_noise"
-
-
-# -- the confident-learning rule ---------------------------------------------------------------
-
-
-def per_class_thresholds(labels: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
-    """t_j: the mean probability of class j over the examples labelled j (NaN for no example)."""
-    classes = probabilities.shape[1]
-    out = np.full(classes, np.nan)
-    for j in range(classes):
-        mine = labels == j
-        if mine.any():
-            out[j] = float(probabilities[mine, j].mean())
-    return out
-
-
-def confident_classes(labels: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
-    """j* of each example: the most probable class among those at or above their threshold, or
-    -1 where no class reaches its threshold (the example is not counted in the confident joint).
-    """
-    thresholds = per_class_thresholds(labels, probabilities)
-    above = probabilities >= np.where(np.isnan(thresholds), np.inf, thresholds)
-    best = np.where(above, probabilities, -np.inf).argmax(axis=1)
-    return np.where(above.any(axis=1), best, -1)
-
-
-def confident_joint(labels: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
-    """C[i, j]: examples labelled i whose confident class is j (Northcutt et al., eq. 1)."""
-    classes = probabilities.shape[1]
-    joint = np.zeros((classes, classes), dtype=np.int64)
-    guess = confident_classes(labels, probabilities)
-    counted = guess >= 0
-    np.add.at(joint, (labels[counted], guess[counted]), 1)
-    return joint
-
-
-def label_issues(labels: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
-    """Indices of the off-diagonal examples of the confident joint, the probability of their
-    given label ascending (the likeliest errors first)."""
-    guess = confident_classes(labels, probabilities)
-    suspects = np.flatnonzero((guess >= 0) & (guess != labels))
-    given = probabilities[suspects, labels[suspects]]
-    return suspects[np.argsort(given, kind="stable")]
+__all__ = [  # the ranking's pieces are used through this module too (tests, benches)
+    "CHECK",
+    "NoiseEstimate",
+    "confident_joint",
+    "estimate_noise",
+    "label_issues",
+    "label_noise_check",
+    "margins",
+    "per_class_thresholds",
+    "worth_a_look",
+]
 
 
 # -- out-of-fold predictions -------------------------------------------------------------------
@@ -136,7 +111,6 @@ class SplitResult:
     skipped_classes: list[int] = field(default_factory=list)
     accuracy: float | None = None
     balanced_accuracy: float | None = None
-    confident: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     @property
     def chance(self) -> float | None:
@@ -246,68 +220,10 @@ def out_of_fold(x: np.ndarray | None, y: np.ndarray | None, seed: int = 0) -> Sp
         skipped_classes=skipped,
         accuracy=_round(np.mean(guess == labels)),
         balanced_accuracy=_round(np.mean(recalls)),
-        confident=confident_classes(labels, probabilities),
     )
 
 
 # -- how many are wrong, and which -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class NoiseEstimate:
-    """The estimated share of wrong training labels, ``low``..``high`` its ±``LABEL_NOISE_Z``
-    standard-error range (clipped to [0, 1]); ``agreement`` and ``reference`` the accuracies it
-    comes from."""
-
-    rate: float
-    low: float
-    high: float
-    standard_error: float
-    agreement: float
-    reference: float
-
-    @property
-    def clear(self) -> bool:
-        """Clearly above zero: the features' own error does not explain the disagreement."""
-        return self.low > 0
-
-    def to_dict(self) -> dict[str, float]:
-        return {k: _round(v) for k, v in dataclasses.asdict(self).items()}
-
-
-def estimate_noise(
-    train: SplitResult, val: SplitResult, agreement: float | None = None
-) -> NoiseEstimate | None:
-    """η from ``agreement = a·(1 − η) + (1 − a)·η/(C − 1)``, ``a`` validation's own out-of-fold
-    accuracy and ``agreement`` the share of training labels a head trained on validation
-    predicts (the out-of-fold training accuracy when not given); None without a judged
-    validation split or with features at chance there."""
-    if not (train.judged and val.judged) or val.at_chance:
-        return None
-    classes = len(train.class_ids)
-    agreement = float(train.accuracy if agreement is None else agreement)
-    reference = float(val.accuracy)
-
-    def eta(a_t: float, a_r: float) -> float:
-        return (a_r - a_t) / (a_r - (1 - a_r) / (classes - 1))
-
-    if reference - (1 - reference) / (classes - 1) <= 0:
-        return None
-    rate = eta(agreement, reference)
-    step = 1e-4
-    d_reference = (eta(agreement, reference + step) - rate) / step
-    d_agreement = (eta(agreement + step, reference) - rate) / step
-    se_t = math.sqrt(max(agreement * (1 - agreement), 0.25 / len(train)) / len(train))
-    se_r = math.sqrt(max(reference * (1 - reference), 0.25 / len(val)) / len(val))
-    error = math.hypot(d_agreement * se_t, d_reference * se_r)
-    return NoiseEstimate(
-        rate=min(max(rate, 0.0), 1.0),
-        low=min(max(rate - LABEL_NOISE_Z * error, 0.0), 1.0),
-        high=min(max(rate + LABEL_NOISE_Z * error, 0.0), 1.0),
-        standard_error=error,
-        agreement=agreement,
-        reference=reference,
-    )
 
 
 def feature_grade(train: SplitResult, val: SplitResult) -> str | None:
@@ -321,15 +237,6 @@ def feature_grade(train: SplitResult, val: SplitResult) -> str | None:
     if not split.learned:
         return "weak"
     return "good" if split.balanced_accuracy >= LABEL_NOISE_JUDGE else "partial"
-
-
-def margins(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """How far the most probable other class beats the given label (negative: it does not)."""
-    index = np.arange(len(labels))
-    given = probabilities[index, labels]
-    others = probabilities.copy()
-    others[index, labels] = -np.inf
-    return others.max(axis=1) - given
 
 
 def validation_head_probabilities(
@@ -353,15 +260,6 @@ def validation_head_probabilities(
         head.fit(np.nan_to_num(val_rows_x, posinf=0, neginf=0), val.labels)
         reference = head.predict_proba(np.nan_to_num(rows_x, posinf=0, neginf=0))
     return np.nan_to_num(reference, nan=1.0 / len(train.class_ids))
-
-
-def worth_a_look(probabilities: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
-    """Positions of the ``count`` examples whose most probable other class beats their given
-    label by the widest margin, widest first."""
-    spread = margins(probabilities, labels)
-    candidates = np.flatnonzero(spread > 0)
-    ranked = candidates[np.argsort(-spread[candidates], kind="stable")]
-    return ranked[: max(count, 0)]
 
 
 def _named(
