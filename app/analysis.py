@@ -12,10 +12,11 @@ from typing import Any
 import numpy as np
 
 from app.roots import data_roots, within_roots
-from training.errors import BabysitterError
+from training.errors import BabysitterError, ConfigError
 from training.jobs import Job
 from training.store import Run, RunStore, shown_status
 from training.store.trials import stages, trials
+from tuner.stages import plan_stages
 
 PERCENT_FORMAT = "%.1f%%"
 """The one percent format of the app (tables hold percent points, e.g. 54.5 shown "54.5%")."""
@@ -23,20 +24,32 @@ _TRACEBACK_END = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b
 
 
 def search_progress(store: RunStore, run_id: str) -> dict[str, Any]:
-    """Trials done / planned (from the stages table) and the stage being searched."""
-    planned_stages = stages(store, run_id)
+    """Trials done / planned and the stage being searched. Planned is the search's own plan
+    (:func:`planned_stages`) from the first draw; a stage's recorded count wins once it starts,
+    so the totals never grow as stages open."""
+    recorded = stages(store, run_id)
     done = trials(store, run_id)
-    planned = sum(s["trials"] for s in planned_stages)
+    plan = dict(enumerate(planned_stages(store.get_run(run_id).config), start=1))
+    plan.update({s["stage"]: s["trials"] for s in recorded})
     current = max(
-        (t["stage"] for t in done), default=planned_stages[0]["stage"] if planned_stages else 0
+        [t["stage"] for t in done] + [s["stage"] for s in recorded], default=min(plan, default=0)
     )
     return {
         "done": len(done),
-        "planned": planned,
+        "planned": sum(plan.values()),
         "stage": current,
-        "stages": len(planned_stages),
+        "stages": len(plan),
         "failed": sum(t["status"] != "completed" for t in done),
     }
+
+
+def planned_stages(config: Mapping[str, Any]) -> list[int]:
+    """Trials per stage as the search plans them (``tuner.stages.plan_stages``, the one split of
+    ``trials`` over ``stages``); none when the config holds no usable plan."""
+    try:
+        return plan_stages(config.get("trials"), config.get("stages"))
+    except ConfigError:
+        return []
 
 
 def finetune_progress(store: RunStore, run: Run) -> dict[str, Any]:
@@ -129,6 +142,30 @@ def worst_mistakes(pred: dict[str, np.ndarray], limit: int = 12) -> list[dict[st
     ]
 
 
+def cell_images(
+    pred: dict[str, np.ndarray], true_index: int, predicted_index: int
+) -> list[dict[str, Any]]:
+    """The validation images one confusion-matrix cell counts (true class ``true_index``,
+    predicted ``predicted_index``), most confident first: the images behind a number, to see
+    whether the model or the labels are wrong."""
+    probs = pred["probabilities"]
+    confidence = probs[:, predicted_index]
+    in_cell = (pred["labels"].astype(int) == true_index) & (probs.argmax(axis=1) == predicted_index)
+    rows = np.flatnonzero(in_cell)
+    rows = rows[np.argsort(-confidence[rows], kind="stable")]
+    return [{"rel": str(pred["rels"][i]), "confidence": float(confidence[i])} for i in rows]
+
+
+def most_confused(matrix: np.ndarray) -> tuple[int, int]:
+    """The cell the drill-down opens on: the most frequent mistake (true, predicted), else the
+    first class's correct predictions."""
+    off_diagonal = np.where(np.eye(len(matrix), dtype=bool), -1, matrix)
+    if off_diagonal.size == 0 or off_diagonal.max() <= 0:
+        return 0, 0
+    true_index, predicted_index = np.unravel_index(off_diagonal.argmax(), off_diagonal.shape)
+    return int(true_index), int(predicted_index)
+
+
 def trial_rows(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Flat rows for the trials table: id, stage, status, score (percent points), seconds, each
     hyperparameter to 3 significant digits."""
@@ -175,6 +212,22 @@ def percent(value: float | None, signed: bool = False) -> str:
     if value is None:
         return "–"
     return f"{value:+.1%}" if signed else f"{value:.1%}"
+
+
+def gap_text(summary: Mapping[str, Any] | None) -> str:
+    """The run's accuracy gap, the one way every page states it: inference-mode training
+    accuracy minus validation accuracy, measured after training ("+1.2% (train 55.7%, val
+    54.5%; inference mode)"); "–" until the run has it. The per-epoch curves logged in fit mode
+    (dropout and augmentation on) are not this number, and the charts say so."""
+    summary = summary or {}
+    gap = summary.get("gap")
+    if not isinstance(gap, int | float) or not math.isfinite(gap):
+        return "– (measured in inference mode when training ends)"
+    train = (summary.get("train") or {}).get("accuracy")
+    val = (summary.get("val") or {}).get("accuracy")
+    return (
+        f"{percent(gap, signed=True)} (train {percent(train)}, val {percent(val)}; inference mode)"
+    )
 
 
 def percent_points(value: float | None) -> float | None:

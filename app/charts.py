@@ -68,8 +68,14 @@ def _finite(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
+FIT_MODE = "during training (dropout and augmentation on)"
+"""How a chart names the per-epoch training curve: Keras logs it in fit mode, so it is not the
+inference-mode training accuracy the run's gap is computed from."""
+
+
 def curves_chart(epochs: list[dict[str, Any]], metric: str) -> alt.Chart:
-    """Train and validation ``metric`` (``loss`` or ``accuracy``) over all epochs."""
+    """Train and validation ``metric`` (``loss`` or ``accuracy``) over all epochs; the training
+    series is named as what it is, the fit-mode value logged during training."""
     accuracy = metric == "accuracy"
     shown = PERCENT if accuracy else ".4f"
     frame = epoch_frame(epochs)
@@ -79,33 +85,58 @@ def curves_chart(epochs: list[dict[str, Any]], metric: str) -> alt.Chart:
         var_name="series",
         value_name="value",
     ).dropna(subset=["value"])
+    long["series"] = long["series"].map({metric: f"train {FIT_MODE}", f"val_{metric}": "val"})
     return (
         alt.Chart(long)
         .mark_line(point=True)
         .encode(
             x=alt.X("step:Q", title="epoch (head, then fine-tune)"),
             y=alt.Y("value:Q", title=metric, axis=alt.Axis(format="%" if accuracy else "~g")),
-            color=alt.Color("series:N"),
+            color=alt.Color("series:N", legend=alt.Legend(orient="bottom", labelLimit=400)),
             strokeDash=alt.StrokeDash("phase:N"),
             tooltip=["phase", "epoch", "series", alt.Tooltip("value:Q", format=shown)],
         )
     )
 
 
-def gap_chart(epochs: list[dict[str, Any]]) -> alt.Chart:
-    """Train minus validation accuracy per epoch: a growing gap is overfitting."""
+def gap_chart(epochs: list[dict[str, Any]], final_gap: float | None = None) -> alt.Chart:
+    """Train minus validation accuracy per epoch, as logged during training (fit mode): a
+    growing gap is overfitting. ``final_gap``, the run's gap in inference mode (the one number
+    every page states), is drawn after the last epoch as its own marked point."""
     frame = epoch_frame(epochs).dropna(subset=["gap"])
+    frame["step"] = frame["step"].astype(str)
+    frame["measured"] = FIT_MODE
     bars = (
         alt.Chart(frame)
         .mark_bar()
         .encode(
-            x=alt.X("step:O", title="epoch"),
+            x=alt.X("step:N", title="epoch", sort=None),
             y=alt.Y("gap:Q", title="train − val accuracy", axis=alt.Axis(format="%")),
             color=alt.Color("phase:N"),
-            tooltip=["phase", "epoch", alt.Tooltip("gap:Q", format="+" + PERCENT)],
+            tooltip=["phase", "epoch", "measured", alt.Tooltip("gap:Q", format="+" + PERCENT)],
         )
     )
-    return bars + alt.Chart(pd.DataFrame({"y": [0.0]})).mark_rule().encode(y="y:Q")
+    chart = bars + alt.Chart(pd.DataFrame({"y": [0.0]})).mark_rule().encode(y="y:Q")
+    if final_gap is None or not math.isfinite(final_gap):
+        return chart.properties(title=f"per epoch: {FIT_MODE}")
+    point = pd.DataFrame(
+        {"step": [FINAL_STEP], "gap": [final_gap], "measured": ["after training, inference mode"]}
+    )
+    final = (
+        alt.Chart(point)
+        .mark_point(shape="diamond", size=160, filled=True, color="black")
+        .encode(
+            x=alt.X("step:N", sort=None),
+            y="gap:Q",
+            tooltip=["measured", alt.Tooltip("gap:Q", format="+" + PERCENT)],
+        )
+    )
+    title = f"bars: {FIT_MODE}; ◆ {FINAL_STEP}: the run's gap (inference mode)"
+    return (chart + final).properties(title=title)
+
+
+FINAL_STEP = "final"
+"""The gap chart's last x position: the inference-mode gap after training."""
 
 
 def hyperparameter_chart(
@@ -178,10 +209,13 @@ def hyperparameter_chart(
     return rects + rules + dots
 
 
-def confusion_chart(matrix: Any, class_names: list[str]) -> alt.Chart:
-    """A heatmap of counts: rows true class, columns predicted class."""
+def confusion_chart(
+    matrix: Any, class_names: list[str], selected: tuple[int, int] | None = None
+) -> alt.Chart:
+    """A heatmap of counts: rows true class, columns predicted class; the ``selected`` cell
+    (true, predicted), whose images the page lists below, is outlined."""
     rows = [
-        {"true": t, "predicted": p, "count": int(matrix[i][j])}
+        {"true": t, "predicted": p, "count": int(matrix[i][j]), "selected": (i, j) == selected}
         for i, t in enumerate(class_names)
         for j, p in enumerate(class_names)
     ]
@@ -194,7 +228,10 @@ def confusion_chart(matrix: Any, class_names: list[str]) -> alt.Chart:
         tooltip=["true", "predicted", "count"],
     )
     text = base.mark_text().encode(text="count:Q")
-    return heat + text
+    outline = base.transform_filter(alt.datum.selected).mark_rect(
+        filled=False, stroke="orange", strokeWidth=3
+    )
+    return heat + text + outline
 
 
 def layers_chart(rows: list[dict[str, Any]], field: str, title: str) -> alt.Chart:

@@ -13,11 +13,15 @@ trials, start-up from earlier jobs (job started → run created). Without such r
 is a guess: a forward pass costs the backbone's published multiply-adds (at its default size,
 scaled by pixels) at ``CPU_GFLOPS``, a training step three forward passes. A guess gets the
 wider range.
+
+Every part is then slowed by the machine's current load (:func:`work_share`): the job shares the
+cores with whatever else runs now.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import statistics
 from dataclasses import dataclass
 from datetime import datetime
@@ -92,6 +96,15 @@ class Rates:
     finetune: float
     rest: float
     runs: int = 0
+
+
+@dataclass(frozen=True)
+class Load:
+    """The machine's work besides the job: the 1-minute load average (runnable processes) and
+    the cores they share."""
+
+    average: float
+    cores: int
 
 
 @dataclass(frozen=True)
@@ -173,15 +186,37 @@ def startup_seconds(store: RunStore) -> float | None:
     return statistics.median(waits) if waits else None
 
 
+def machine_load() -> Load:
+    """This machine's load now (0 where the OS has no load average: the idle machine)."""
+    cores = os.cpu_count() or 1
+    try:
+        return Load(os.getloadavg()[0], cores)
+    except OSError:
+        return Load(0.0, cores)
+
+
+def work_share(load: Load) -> float:
+    """The fraction of the machine the job gets, by fair sharing: TensorFlow runs one thread
+    per core, so with ``average`` other runnable processes each of the ``cores + average``
+    threads gets ``cores / (cores + average)`` of a core, and the job that much of its speed.
+    Measured rates are taken as an idle machine's (the runs that measured them were the work
+    of their machine). Load 0 → 1; load 2 × cores → 1/3: such a job takes three times as long."""
+    return load.cores / (load.cores + max(load.average, 0.0))
+
+
 def estimate(
     config: SearchConfig,
     images: int,
     rates: dict[str, Rates],
     startup: float | None,
     trial_epoch: float | None,
+    load: Load | None = None,
 ) -> Estimate:
     """The search's wall time as a range; ``rates`` per backbone (measured or guessed), and
-    ``startup``/``trial_epoch`` as measured (None: guessed)."""
+    ``startup``/``trial_epoch`` as measured (None: guessed); all slowed by ``load`` (None: this
+    machine's now, :func:`machine_load`)."""
+    load = machine_load() if load is None else load
+    share = work_share(load)
     train = images * (1 - config.val_split)
     steps = math.ceil(train / config.batch_size)
     chosen = [rates[name] for name in config.backbones]
@@ -199,10 +234,19 @@ def estimate(
     measured = all(r.runs for r in chosen)  # the backbones' passes: most of the time
     low, high = SPREAD[measured]
     return Estimate(
-        low=low * (fixed + config.top_k * min(finetunes)),
-        high=high * (fixed + config.top_k * max(finetunes)),
+        low=low * (fixed + config.top_k * min(finetunes)) / share,
+        high=high * (fixed + config.top_k * max(finetunes)) / share,
         measured=measured,
-        basis=_basis(config, rates, images),
+        basis=_basis(config, rates, images) + " " + _load_basis(load, share),
+    )
+
+
+def _load_basis(load: Load, share: float) -> str:
+    """The load the range assumed, in words (the estimate is only as good as that guess)."""
+    cores = f"{load.cores} core{'s' if load.cores > 1 else ''}"
+    return (
+        f"Assumed this machine's current load: {load.average:.1f} on {cores}, "
+        f"so the job gets about {share:.0%} of it."
     )
 
 

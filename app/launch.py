@@ -15,6 +15,7 @@ import dataclasses
 import hashlib
 import json
 import shlex
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from training.atomic import write_text
 from training.config import FieldError, TrainConfig
 from training.errors import BabysitterError, ConfigError
 from tuner.config import SearchConfig
+from tuner.space import Range
 
 LAST_FILE = "last_launch.json"
 # The form's words for each config field it sets (what a message about that field must say).
@@ -74,17 +76,17 @@ def search_args(config: SearchConfig) -> list[str]:
     shown is complete and parses back into this exact config.
     """
     head = ["tuner", "search", config.data, "--backbone", ",".join(config.backbones)]
-    return head + _flags(config, always=FORM_FIELDS)
+    return head + flags(config, always=FORM_FIELDS)
 
 
 def check_args(config: SearchConfig) -> list[str]:
     """``training check DATA --backbone FIRST …``: the sanity gate on the first backbone."""
     train = config.train_config(config.backbones[0])
     head = ["training", "check", train.data, "--backbone", train.backbone]
-    return head + _flags(train, always=CHECK_FIELDS[:3], only=CHECK_FIELDS)
+    return head + flags(train, always=CHECK_FIELDS[:3], only=CHECK_FIELDS)
 
 
-def _flags(
+def flags(
     config: SearchConfig | TrainConfig, always: tuple[str, ...], only: tuple[str, ...] = ()
 ) -> list[str]:
     out: list[str] = []
@@ -118,6 +120,47 @@ def save_last(home: Path, config: SearchConfig) -> None:
         write_text(home / LAST_FILE, json.dumps(config.to_dict(), indent=1) + "\n")
 
 
+RANGE_KNOBS = (
+    "lr",
+    "finetune_factor",
+    "l2",
+    "dropout",
+    "head_units",
+    "unfreeze",
+    "label_smoothing",
+    "optimizer",
+    "schedule",
+)
+"""The searched knobs the Launch form shows under "Advanced: search ranges" (every knob a
+finding's advice may name for a search)."""
+
+
+def range_text(rng: Range) -> str:
+    """A range as its field shows it and ``--space`` reads it: ``1e-05:0.1``, ``adam,sgd``."""
+    if rng.kind == "choice":
+        return ",".join(str(c) for c in rng.choices)
+    return f"{rng.low:g}:{rng.high:g}"
+
+
+def without_flag(message: str) -> str:
+    """``--space 'l2=x': expected …`` said under the field's own label: ``expected …``."""
+    head, sep, rest = message.partition(": ")
+    return rest if sep and head.startswith("--space") else message
+
+
+def gate_key(config: SearchConfig | Mapping[str, Any]) -> str:
+    """What a sanity gate checked, as one key: the data, the first backbone and the input
+    settings. A gate is shown on the form only while the form would check the same."""
+    if isinstance(config, SearchConfig):
+        config = config.train_config(config.backbones[0]).to_dict()
+    values = {name: config.get(name) for name in ("backbone", *CHECK_FIELDS)}
+    data = str(config.get("data") or "")
+    with contextlib.suppress(OSError, ValueError):
+        data = str(Path(data).resolve())
+    blob = json.dumps({"data": data, **values}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
 def load_last(home: Path) -> dict[str, Any]:
     """The last launched settings that still make a valid config (else nothing): dataset and
     the form's fields."""
@@ -126,4 +169,6 @@ def load_last(home: Path) -> dict[str, Any]:
         config = SearchConfig(**values)
     except (OSError, ValueError, TypeError, ConfigError):
         return {}
-    return {"data": config.data, **{name: getattr(config, name) for name in FORM_FIELDS}}
+    fields = {name: getattr(config, name) for name in FORM_FIELDS}
+    ranges = {f"space_{k}": v for k, _, v in (item.partition("=") for item in config.space)}
+    return {"data": config.data, **fields, **ranges}

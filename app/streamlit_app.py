@@ -16,6 +16,7 @@ import streamlit as st
 
 VIEWS = Path(__file__).resolve().parent / "views"
 PAGES = {
+    "": [("home.py", "Home", ":material/home:")],  # the default page: the first one
     "Data": [
         ("runs.py", "Runs", ":material/list:"),
         ("datasets.py", "Datasets", ":material/photo_library:"),

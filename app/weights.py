@@ -5,24 +5,38 @@ without internet access the job would fail minutes in. So the Launch page looks 
 Keras would read (its name mirrors ``keras.applications`` 3.x) and tries a short connection to
 the host it would download from; when neither works it starts from random weights and says why.
 A weights file is the other way to start pretrained: an upload kept under the home, or a file
-under the app's data roots (anything else is refused like a folder outside them).
+under the app's data roots (anything else is refused like a folder outside them). It is checked as
+the job would load it (``training.model.weights_file``): what each backbone expects is computed
+once per size in a subprocess, so the app never imports Keras, and kept under the home's cache.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
+import json
 import os
 import re
 import socket
+import subprocess
+import sys
 import threading
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from app.roots import data_roots, within_roots
 from training.atomic import atomic_path
+from training.errors import ConfigError
 from training.model.backbones import WEIGHT_SUFFIXES, BackboneSpec
+from training.model.weights_file import StoredWeights, WeightsFileError, check_layout, read_weights
 
 CONNECT_TIMEOUT_S = 2.0
 UPLOADS = "weights"
+LAYOUTS = "weights-layouts"  # under the home's cache: what each backbone asks a file for
+LAYOUT_TIMEOUT_S = 600  # building the largest backbone once, on a slow machine
+# The code the app runs, from a project folder or an installed package (``python -m`` looks here).
+ROOT = Path(__file__).resolve().parents[1]
 # Input sizes MobileNet v1/v2 have ImageNet weights for; Keras loads the 224 px file otherwise.
 _MOBILENET_ROWS = {"mobilenet": (128, 160, 192, 224), "mobilenet_v2": (96, 128, 160, 192, 224)}
 
@@ -138,3 +152,81 @@ def weights_file(path: str, home: Path) -> tuple[Path | None, str]:
     if not inside.is_file():
         return None, f"Weights file: no file at `{inside}`."
     return inside, ""
+
+
+def file_problem(
+    path: Path, specs: list[BackboneSpec], image_size: int, cache: Path
+) -> tuple[str | None, str | None]:
+    """(Why the job could not load ``path`` into one of ``specs`` at ``image_size``, or None;
+    a note when some backbone's shapes could not be worked out, so the job alone will check).
+
+    A size a backbone refuses is left to the form's own message."""
+    stat = path.stat()
+    stored = _stored(str(path), stat.st_mtime_ns, stat.st_size)
+    if isinstance(stored, str):
+        return f"Weights file: {stored}.", None
+    notes = []
+    for spec in specs:
+        try:
+            spec.check_size(image_size)
+        except ConfigError:
+            continue
+        layout, why = expected(spec.name, image_size, str(cache))
+        if layout is None:
+            notes.append(why)
+            continue
+        try:
+            check_layout(stored, layout, path)
+        except WeightsFileError as error:
+            return f"Weights file: {error.reason}.", None
+    return None, " ".join(notes) or None
+
+
+@functools.lru_cache(maxsize=8)
+def _stored(path: str, mtime_ns: int, size: int) -> StoredWeights | str:
+    """The file's structure, or why it has none; read again only when the file changes (a page
+    rerun would otherwise read a large file's metadata each time)."""
+    try:
+        return read_weights(path)
+    except WeightsFileError as error:
+        return error.reason
+
+
+def layout_file(cache: Path, name: str, image_size: int) -> Path:
+    """Where the layout of backbone ``name`` at ``image_size`` is kept: per Keras version, as
+    the names of a file's groups are Keras' own."""
+    version = importlib.metadata.version("keras")
+    return cache / LAYOUTS / f"{name}-{image_size}-keras-{version}.json"
+
+
+@functools.lru_cache(maxsize=64)
+def expected(name: str, image_size: int, cache: str) -> tuple[dict[str, Any] | None, str]:
+    """(What backbone ``name`` at ``image_size`` asks a weights file for, "") or (None, why it
+    could not be worked out). Built once in a subprocess and kept; a failure is remembered for
+    the server's life, so a rerun does not start another build."""
+    target = layout_file(Path(cache), name, image_size)
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "training.model.weights_file", name, str(image_size)]
+        try:
+            done = subprocess.run(
+                [*command, str(target)],
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+                timeout=LAYOUT_TIMEOUT_S,
+            )
+        except (OSError, subprocess.TimeoutExpired) as error:
+            return None, _unchecked(name, image_size, str(error))
+        if done.returncode or not target.is_file():
+            last = (done.stderr.strip().splitlines() or ["no error message"])[-1]
+            return None, _unchecked(name, image_size, last)
+    return json.loads(target.read_text(encoding="utf-8")), ""
+
+
+def _unchecked(name: str, image_size: int, why: str) -> str:
+    return (
+        f"The file's shapes could not be checked against {name} at {image_size} px ({why}); "
+        "the job checks them when it loads the file."
+    )

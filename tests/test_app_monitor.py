@@ -190,7 +190,7 @@ def test_monitor_follows_the_fine_tune_in_progress(store):
     assert 0.3 < bar.proto.value / 100 < 0.4  # 6 of 8 epochs of the first of two
     assert f"fine-tune in progress: run {child.id}" in texts(at)
     assert len(at.get("vega_lite_chart")) == 3  # loss, accuracy, gap: of the fine-tune
-    assert "latest +" in texts(at)
+    assert "measured in inference mode when training ends" in texts(at)  # not the fit-mode gap
 
 
 def test_finished_fine_tunes_are_listed_and_the_best_ones_curves_shown(store):

@@ -92,7 +92,7 @@ def test_router_lists_every_page_and_runs_shows_the_runs(home, made):
     assert at.title[0].value == "Runs"
     table = at.dataframe[0].value
     assert made["search"].id in set(table["id"]) and made["train"].id in set(table["id"])
-    for name in ("datasets", "launch", "monitor", "command_center", "results", "predict"):
+    for name in ("home", "datasets", "launch", "monitor", "command_center", "results", "predict"):
         assert page(name).title, name
 
 
@@ -112,7 +112,8 @@ def test_datasets_upload_zip_unpacks_under_the_store_and_audits(home, made, tmp_
     assert not list((RunStore(home).datasets_dir() / "uploads").glob("*.zip"))
     # Listed for reuse on the next visit and on the Launch page.
     again = page("datasets")
-    assert any(str(root) in option for option in again.selectbox(key="dataset_pick").options)
+    assert again.selectbox(key="dataset_pick").value == str(root)
+    assert again.selectbox(key="dataset_pick").options == ["pets"]
 
 
 def test_datasets_refuses_an_unsafe_zip_and_writes_nothing_outside(home, tmp_path):
@@ -136,7 +137,7 @@ def test_datasets_folder_shows_unreadable_files_duplicates_and_imbalance(home, t
     at.button(key="add_folder").click().run()
     assert not at.exception
     assert at.session_state["dataset"] == str(folder.resolve())
-    unreadable = at.dataframe[0].value
+    unreadable = at.table[0].value
     assert list(unreadable["file"]) == ["cat/broken.png"]
     body = texts(at)
     assert "duplicate" in body and "copy.png" in body
@@ -239,7 +240,7 @@ def test_monitor_a_search_run_progress_curves_findings(home, made):
     assert "Fine-tunes 1 / 1 done" in progress
     assert len(charts(at)) == 3  # loss, accuracy, gap of the fine-tuned model
     assert "Curves of the best fine-tune" in body
-    assert "edge_of_range" in body
+    assert "Edge of range" in body
     assert len(at.dataframe[0].value) == 1  # the fine-tune
     assert len(at.dataframe[-1].value) == 4  # the trials
 

@@ -245,8 +245,11 @@ def walk(page, server: str, tmp_path: Path) -> None:
     shots: list[Path] = []
 
     page.goto(server)
-    page.locator('[data-testid="stMain"] h1', has_text="Runs").wait_for()
+    page.locator('[data-testid="stMain"] h1', has_text="Babysitter").wait_for()
     settle(page)
+    assert "1. Add a dataset" in page.inner_text('[data-testid="stMain"]')  # Home: three steps
+    shots.append(shoot(page, "home"))
+    go(page, "Runs")
     assert "No runs yet" in page.inner_text('[data-testid="stMain"]')
     shots.append(shoot(page, "runs-empty"))
 

@@ -76,6 +76,7 @@ def test_a_search_hands_every_shared_field_to_its_fine_tunes_and_both_clis_offer
         "precision": "float32",
         "jit": "off",
         "devices": "1",
+        "origin": "20261207-101500-vgg16-ab12:underfitting",
     }
     assert set(shared) == {f.name for f in dataclasses.fields(SharedConfig)}
     search = SearchConfig(backbones=["MobileNetV2"], **shared)

@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,13 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 SWITCHES = ("auto", "on", "off")
 # How the work is spread, not what it computes: a run resumed on other devices is the same run.
-FINGERPRINT_FREE = ("devices",)
+FINGERPRINT_FREE = ("devices", "origin")
+"""Fields that do not change what a run computes: a run resumed on other devices, or typed again
+without the app's ``--origin`` note, is the same run."""
 CLASS_WEIGHTS = ("none", "balanced")
 RUNS_ON = "how the work runs (not what it computes)"
+ORIGIN = re.compile(r"[A-Za-z0-9._-]{1,80}:[a-z0-9_]{1,40}")
+"""``--origin``: a run id and a finding's check name."""
 BOUNDS: dict[str, tuple[float, float]] = {
     "image_size": (8, 2048),
     "batch_size": (1, 65536),
@@ -97,6 +102,11 @@ class SharedConfig:
         "data-parallel fine-tuning over N devices (JAX); auto: every GPU when there are several",
         group=RUNS_ON,
     )
+    origin: str | None = arg(
+        None,
+        "the run and finding this run applies, RUN:CHECK (written by the app's apply buttons)",
+        metavar="RUN:CHECK",
+    )
 
     def __post_init__(self) -> None:
         self.weights = normalize_weights(self.weights)
@@ -110,6 +120,13 @@ class SharedConfig:
         _check_float("val_split", self.val_split)
         _check_choice("precision", self.precision, PRECISIONS)
         _check_choice("jit", self.jit, SWITCHES)
+        if self.origin is not None and not ORIGIN.fullmatch(str(self.origin)):
+            raise FieldError(
+                f"Expected --origin as RUN:CHECK (e.g. 20261207-101500-ab12:underfitting). "
+                f"Received: {self.origin!r}.",
+                "origin",
+                self.origin,
+            )
         if self.devices != "auto":
             self.devices = _parse_devices(self.devices)
 

@@ -23,15 +23,18 @@ runs. The wrapper copies the command's output to the log without TensorFlow's C+
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import training
-from training.errors import BabysitterError, RunNotFoundError
+from training.atomic import write_text
+from training.errors import BabysitterError, RunNotFoundError, WriteError
 from training.job_log import copy_quietly
 from training.store import Run, RunStore, pid_alive, shown_status
 from training.store.jobs import (
@@ -50,14 +53,16 @@ JOB_ENV = "BABYSITTER_JOB_ID"
 LOG_NAME = "job.log"
 EXIT_NAME = "exit_code"
 CHILD_PID_NAME = "child.pid"
+RESUMES_NAME = "resumes.json"
 GRACE_S = 10.0
 # The job runs in the folder that holds the ``training`` package: ``python -m`` and ``-c`` look in
 # the working folder first, so the job runs the code the app runs, from a project folder or from
 # an installed package, with no import path to set.
 ROOT = Path(training.__file__).resolve().parents[1]
 
-# Wrappers this process launched: polling them reaps them (a finished child of ours would
-# otherwise linger as a zombie that still answers ``kill(pid, 0)``).
+# Wrappers this process launched and has not reaped yet, each waited for by its own reaper
+# thread (:func:`_reap`): a finished child of ours would otherwise linger as a zombie that still
+# answers ``kill(pid, 0)``.
 _LAUNCHED: dict[int, subprocess.Popen] = {}
 
 # Run in the child: SIGTERM becomes KeyboardInterrupt, then ``python -m MODULE ARGS`` exactly.
@@ -108,8 +113,17 @@ def start_job(store: RunStore, args: list[str]) -> Job:
         update_job(store, job_id, status="failed", log_path=str(log_path), exit_code=-1)
         raise BabysitterError(f"Could not start job {job_id}: {error}") from error
     _LAUNCHED[proc.pid] = proc
+    threading.Thread(target=_reap, args=(proc,), name=f"reap-job-{job_id}", daemon=True).start()
     update_job(store, job_id, pid=proc.pid, log_path=str(log_path))
     return get_job(store, job_id)
+
+
+def _reap(proc: subprocess.Popen) -> None:
+    """Wait for a launched wrapper so it never lingers as a zombie. Polling from :func:`refresh`
+    cannot do it: the wrapper marks its job finished before it exits, so refresh, which looks at
+    running jobs only, never polls it again, and the zombie stays until the app exits."""
+    proc.wait()
+    _LAUNCHED.pop(proc.pid, None)
 
 
 def _proc_stat(pid: int) -> list[str] | None:
@@ -125,11 +139,8 @@ def _wrapper_alive(job: Job) -> bool:
     pid = job.pid
     if not pid:
         return False
-    if pid in _LAUNCHED:
-        if _LAUNCHED[pid].poll() is None:
-            return True
-        del _LAUNCHED[pid]
-        return False
+    if (proc := _LAUNCHED.get(pid)) is not None:
+        return proc.poll() is None
     if Path("/proc").is_dir():
         stat = _proc_stat(pid)
         if stat is None or stat[0] == "Z":
@@ -142,10 +153,8 @@ def _wrapper_alive(job: Job) -> bool:
 
 
 def _group_alive(pgid: int) -> bool:
-    """Whether any live (non-zombie) process is left in the process group."""
-    for pid in list(_LAUNCHED):
-        if pid == pgid:
-            _LAUNCHED[pid].poll()
+    """Whether any live (non-zombie) process is left in the process group (our own wrapper is
+    reaped by :func:`_reap`, so ``killpg(pgid, 0)`` does not count it once it ended)."""
     if Path("/proc").is_dir():
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit():
@@ -253,8 +262,6 @@ def cancel(store: RunStore, job_id: int, grace_s: float = GRACE_S) -> Job:
             deadline = time.monotonic() + 5
             while time.monotonic() < deadline and _group_alive(job.pid):
                 time.sleep(0.1)
-    if job.pid in _LAUNCHED:
-        _LAUNCHED[job.pid].poll()
     _settle_run(store, _link(store, job.id))
     return get_job(store, job.id)
 
@@ -294,7 +301,30 @@ def resume(store: RunStore, job_id: int) -> Job:
             f"Job {job_id} has nothing to resume (its run was not cut off, or it created none). "
             "Launch it again instead."
         )
-    return start_job(store, resume_args(job))
+    new = start_job(store, resume_args(job))
+    _record_resumes(new, job)
+    return new
+
+
+def _record_resumes(new: Job, earlier: Job) -> None:
+    """Write which job and run ``new`` resumes into its folder: the resumed command links its run
+    only once it has started (a minute or more), and Monitor shows that run meanwhile. Only a
+    display aid, so a failed write is not an error of the resume."""
+    record = {"job": earlier.id, "run": earlier.run_id}
+    with contextlib.suppress(WriteError):
+        write_text(new.folder / RESUMES_NAME, json.dumps(record))
+
+
+def resumed_from(job: Job) -> dict | None:
+    """``{"job": id, "run": run_id}`` of the job and run this job resumes (None: it resumes
+    none, or the record is unreadable)."""
+    try:
+        record = json.loads((job.folder / RESUMES_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or not record.get("run"):
+        return None
+    return record
 
 
 def log_tail(job: Job, max_bytes: int = 20_000) -> str:

@@ -20,7 +20,7 @@ from tuner.overrides import parse_overrides
 
 TUNERS = ("random", "hyperband", "bayesian")
 # Fields a resumed search may change without changing what it computes.
-RESUME_FREE = ("resume", "distributed", "devices")
+RESUME_FREE = ("resume", "distributed", "devices", "origin")
 
 
 @dataclass(kw_only=True)

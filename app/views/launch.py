@@ -14,13 +14,18 @@ from pathlib import Path
 import streamlit as st
 
 from app import estimate, launch, weights
-from app.common import dataset_picker, show_findings, store
+from app.common import dataset_picker, finding_title, show_findings, store
+from app.dataset_audit import audit_report, modified
 from training import jobs
+from training.babysit.advice import field_name
+from training.babysit.findings import format_value
 from training.data.images import IMAGE_EXTENSIONS
 from training.errors import BabysitterError, ConfigError
-from training.model.backbones import get_backbone, list_backbones
+from training.model.backbones import BackboneSpec, get_backbone, list_backbones
 from training.store import Run, RunStore
 from tuner.config import SearchConfig
+from tuner.overrides import parse_overrides
+from tuner.space import HYPERPARAMETERS, default_space
 
 WEIGHT_CHOICES = {
     "imagenet": "ImageNet (pretrained)",
@@ -103,8 +108,11 @@ def started(args: list[str]) -> int | None:
     return st.session_state.get("launched", {}).get(key)
 
 
-def weights_choice(s: RunStore, why_not: str | None) -> str | None:
-    """The ``--weights`` value the form gives, or None while it names no usable file."""
+def weights_choice(
+    s: RunStore, why_not: str | None, specs: list[BackboneSpec], image_size: int
+) -> str | None:
+    """The ``--weights`` value the form gives, or None while it names no file the job could
+    load into each of ``specs`` at ``image_size`` (checked here, not 24 s into the job)."""
     choice = st.session_state["weights"]
     if choice == "imagenet" and why_not:
         st.warning(f"{why_not} Choose **None** or **A weights file** under Weights.")
@@ -137,16 +145,39 @@ def weights_choice(s: RunStore, why_not: str | None) -> str | None:
     if found is None:
         st.warning(why)
         return None
+    with st.spinner("Checking the weights file (a backbone new at this size is built once)…"):
+        problem, note = weights.file_problem(found, specs, image_size, s.cache_dir())
+    if problem:
+        st.error(problem, icon=":material/block:")
+        return None
+    if note:
+        st.caption(note)
     return str(found)
 
 
 def latest_check(s: RunStore, config: SearchConfig) -> Run | None:
-    """The newest gate run on this dataset with the first backbone."""
+    """The newest gate run of exactly what the form would check now: the same data, first
+    backbone and input settings (a gate of another size or weights says nothing about these)."""
+    wanted = launch.gate_key(config)
     for run in s.list_runs(kind="check"):
-        same_data = config.data in (run.config.get("data"), run.dataset)
-        if same_data and run.config.get("backbone") == config.backbones[0]:
+        if launch.gate_key(run.config) == wanted:
             return run
     return None
+
+
+def gate_warnings(s: RunStore, run: Run) -> None:
+    """A gate that passed with warnings lists them, one line each, with a link to its run."""
+    warned = [f for f in s.findings(run.id) if f.get("status") == "warn"]
+    for f in warned:
+        st.markdown(
+            f"- :orange[:material/warning:] **{finding_title(f)}** — measured "
+            f"{format_value(f.get('measured'))} (expected {format_value(f.get('expected'))})"
+        )
+    if st.button(f"Open run {run.id} in Monitor", key=f"gate-open-{run.id}"):
+        st.session_state["run_id"] = run.id
+        st.session_state["follow"] = "Run"
+        st.session_state.pop("follow_job", None)
+        st.switch_page("views/monitor.py")
 
 
 def gate_section(s: RunStore, config: SearchConfig) -> bool:
@@ -169,6 +200,8 @@ def gate_section(s: RunStore, config: SearchConfig) -> bool:
     if run.status == "completed" and gate in ("ok", "warn"):
         words = "passed" if gate == "ok" else "passed with warnings"
         st.success(f"The sanity gate {words} (run {run.id}).", icon=":material/fact_check:")
+        if gate == "warn":
+            gate_warnings(s, run)
         return True
     if run.status == "running":
         return True
@@ -187,6 +220,56 @@ def launch_button(where, disabled: bool) -> bool:
     return where.button(
         "Launch", key="launch", type="primary", icon=":material/rocket_launch:", disabled=disabled
     )
+
+
+def untrainable(s: RunStore, data: str) -> str | None:
+    """Why the audit says this data cannot train (Launch and Check are then disabled), or None."""
+    try:
+        report = audit_report(data, str(s.home), modified(data))
+    except BabysitterError as error:
+        reason = str(error)
+    else:
+        if report.verdict.trainable:
+            return None
+        reason = "; ".join(report.verdict.reasons)
+    st.error(f"This dataset cannot be trained: {reason}", icon=":material/block:")
+    st.page_link(
+        "views/datasets.py", label="See its audit on Datasets", icon=":material/photo_library:"
+    )
+    return reason
+
+
+def search_ranges(backbones: list[str]) -> tuple[list[str], list[str]]:
+    """The "Advanced: search ranges" fields: every knob the search samples (and the advice
+    names, by the same labels), prefilled with its default range. Returns the ``--space``
+    items that differ from the defaults, and a message per field that does not parse."""
+    base = default_space(backbones or ["MobileNetV2"])
+    items, problems = [], []
+    with st.expander("Advanced: search ranges"):
+        st.caption(
+            "What each head trial samples: LOW:HIGH (rates and L2 on a log scale) or A,B,C. "
+            "The learning rate's range is replaced by the window the sanity gate measured "
+            "unless you change it here."
+        )
+        columns = st.columns(3)
+        for i, name in enumerate(launch.RANGE_KNOBS):
+            default = launch.range_text(base[name])
+            key = f"space_{name}"
+            st.session_state.setdefault(key, default)
+            text = (
+                columns[i % 3]
+                .text_input(field_name(name), key=key, help=HYPERPARAMETERS[name], **KEEP)
+                .strip()
+            )
+            if not text or text == default:
+                continue
+            try:
+                parse_overrides([f"{name}={text}"])
+            except ConfigError as error:
+                problems.append(f"{field_name(name)}: {launch.without_flag(str(error))}")
+            else:
+                items.append(f"{name}={text}")
+    return items, problems
 
 
 @st.fragment(run_every=2)
@@ -222,7 +305,7 @@ batch_size = c3.number_input("Batch size", step=1, key="batch_size", **KEEP)
 reachable = st.session_state.setdefault("weights_reachable", {})
 specs = [get_backbone(n) for n in names]
 why_not = weights.imagenet_problem(specs, int(image_size or 0), reachable) if specs else None
-weights_value = weights_choice(s, why_not)
+weights_value = weights_choice(s, why_not, specs, int(image_size or 0))
 c1, c2, c3, c4, c5 = st.columns(5)
 trials = c1.number_input("Trials", step=1, key="trials", **KEEP)
 stages = c2.number_input("Stages", step=1, key="stages", **KEEP)
@@ -236,9 +319,14 @@ top_k = c5.number_input(
     **KEEP,
 )
 
+space, space_problems = search_ranges(names)
+for text in space_problems:
+    st.error(text, icon=":material/block:")
+
 try:
     config = SearchConfig(
         data=data,
+        space=space,
         backbones=names,
         weights=weights_value or "none",
         image_size=image_size,
@@ -253,7 +341,7 @@ except ConfigError as error:
     st.error(launch.problem(error), icon=":material/block:")
     launch_button(st, disabled=True)
     st.stop()
-if weights_value is None:  # the weights file named above is not usable yet
+if weights_value is None or space_problems:  # a weights file or a range not usable yet
     launch_button(st, disabled=True)
     st.stop()
 
@@ -271,9 +359,12 @@ st.code(launch.command_line(search), language="bash", wrap_lines=True)
 st.markdown("**Sanity gate command**")
 st.code(launch.command_line(check), language="bash", wrap_lines=True)
 
-confirmed = gate_section(s, config)
+refused = untrainable(s, data)
+confirmed = refused is None and gate_section(s, config)
 left, right = st.columns(2)
-checking = left.button("Check first", key="check", icon=":material/fact_check:")
+checking = left.button(
+    "Check first", key="check", icon=":material/fact_check:", disabled=refused is not None
+)
 if checking and (job := submit(s, check, once=False)) is not None:
     st.session_state["check_job"] = job.id
     st.rerun()

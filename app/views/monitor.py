@@ -16,9 +16,9 @@ from app.analysis import (
     finding_settings,
     finetune_progress,
     finished_gate,
+    gap_text,
     gate_status,
     job_error,
-    percent,
     percent_points,
     search_progress,
     shown_job_status,
@@ -27,7 +27,7 @@ from app.analysis import (
     trial_rows,
 )
 from app.charts import curves_chart, gap_chart
-from app.common import pick_run, show_findings, store
+from app.common import pick_run, show_run_findings, store
 from training import jobs
 from training.babysit.advice import in_app_words
 from training.errors import BabysitterError
@@ -92,8 +92,8 @@ def progress_bar(done: float, planned: float, text: str) -> None:
 
 def search_view(s: RunStore, run: Run) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Both parts of a search's progress (head trials, then the top-K fine-tunes); the curves of
-    what runs now: the fine-tune in progress, else the best fine-tune once done, else the latest
-    head trial. Returns those epochs and the trials."""
+    what runs now: the current fine-tune (or the one a stop cut off), else the best fine-tune
+    once done, else the latest head trial. Returns those epochs and the trials."""
     p = search_progress(s, run.id)
     progress_bar(
         p["done"],
@@ -111,20 +111,23 @@ def search_view(s: RunStore, run: Run) -> tuple[list[dict[str, Any]], list[dict[
 
 
 def finetune_view(s: RunStore, run: Run, tunes: dict[str, Any]) -> list[dict[str, Any]] | None:
-    """The fine-tune bar and table; the epochs to draw, or None while no fine-tune has any."""
+    """The fine-tune bar and table; the epochs to draw, or None while no fine-tune has any. A
+    fine-tune reads as in progress only while its search runs: a cancelled one says so."""
     if not tunes["planned"]:
         return None
     done, current, child = len(tunes["done"]), tunes["current"], tunes["run"]
     epochs = s.epochs(child.id) if child is not None else []
     part = train_progress(child, epochs) if child is not None else None
     text = f"Fine-tunes {done} / {tunes['planned']} done"
+    status = shown_status(run)
     if current is not None:
         text += f" · #{current.get('rank', done + 1)} (trial {current.get('trial_id')}): "
-        text += (
-            f"epoch {part['done']} / {part['planned']}, {PHASES.get(part['phase'], part['phase'])}"
-            if part
-            else "preparing the data"
-        )
+        if part:
+            text += f"epoch {part['done']} / {part['planned']}, "
+            text += PHASES.get(part["phase"], part["phase"])
+        else:
+            text += "preparing the data" if status == "running" else "no epoch yet"
+        text += "" if status == "running" else f" · {stopped_word(status)}"
     elif done == 0:
         text += " · they start after the head search"
     fraction = part["done"] / part["planned"] if part and part["planned"] else 0.0
@@ -132,13 +135,27 @@ def finetune_view(s: RunStore, run: Run, tunes: dict[str, Any]) -> list[dict[str
     if tunes["done"]:
         st.dataframe(finetune_rows(tunes["done"]), hide_index=True, column_config=PERCENTS)
     if child is not None and epochs:
-        st.caption(f"Curves of the fine-tune in progress: run {child.id}")
+        st.caption(f"Curves of {fine_tune_words(child)}: run {child.id}")
         return epochs
     best = (run.summary or {}).get("best_run")
     if current is None and best:
         st.caption(f"Curves of the best fine-tune: run {best}")
         return s.epochs(best)
     return None
+
+
+def fine_tune_words(child: Run) -> str:
+    """The fine-tune whose curves are shown, by its run's status: "in progress" only while it
+    runs (a cancelled or killed job leaves it interrupted, never in progress)."""
+    status = shown_status(child)
+    if status == "running":
+        return "the fine-tune in progress"
+    return f"the {stopped_word(status)} fine-tune"
+
+
+def stopped_word(status: str) -> str:
+    """A status that is not running, as a word: a cancelled run was interrupted (resumable)."""
+    return "interrupted" if status == "cancelled" else status
 
 
 def finetune_rows(done: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -184,22 +201,15 @@ def run_view(s: RunStore, run_id: str, error_shown: bool = False) -> None:
         a, b = st.columns(2)
         a.altair_chart(curves_chart(epochs, "loss"), width="stretch")
         b.altair_chart(curves_chart(epochs, "accuracy"), width="stretch")
-        st.markdown(f"**Accuracy gap (train − val) over epochs** · latest {latest_gap(epochs)}")
-        st.altair_chart(gap_chart(epochs), width="stretch")
+        st.markdown(f"**Accuracy gap (train − val)** · {gap_text(run.summary)}")
+        st.altair_chart(gap_chart(epochs, (run.summary or {}).get("gap")), width="stretch")
     else:
         st.caption("No epochs recorded yet.")
     if found:
         st.markdown("**Trials** (failed and exploded trials say so in status)")
         st.dataframe(trial_rows(found), hide_index=True, column_config=PERCENTS)
     st.markdown("**Findings**")
-    show_findings(findings, settings=settings)
-
-
-def latest_gap(epochs: list[dict[str, Any]]) -> str:
-    last = epochs[-1]
-    if last.get("accuracy") is None or last.get("val_accuracy") is None:
-        return "–"
-    return percent(last["accuracy"] - last["val_accuracy"], signed=True)
+    show_run_findings(s, run, findings)
 
 
 def gate_view(run: Run, findings: list[dict[str, Any]]) -> None:
@@ -256,6 +266,20 @@ else:
     run_id = run.id
 
 
+def no_run_yet(s: RunStore, job: jobs.Job, error_shown: bool) -> None:
+    """A job without its run yet: a resumed one shows the run it resumes meanwhile (its command
+    links the run only once started, a minute or more); else why there is none."""
+    earlier = jobs.resumed_from(job) if job.status == "running" else None
+    if earlier is not None:
+        st.caption(f"Resuming job {earlier['job']} (run {earlier['run']}) …")
+        st.session_state["run_id"] = earlier["run"]
+        run_view(s, earlier["run"], error_shown)
+    elif job.status == "running":
+        st.caption("The job has not created a run yet.")
+    elif not error_shown:
+        st.caption(f"The job ended ({job.status}) before creating a run.")
+
+
 @st.fragment(run_every=REFRESH_S)
 def live(job_id: int | None, run_id: str | None) -> None:
     s = store()
@@ -265,10 +289,7 @@ def live(job_id: int | None, run_id: str | None) -> None:
         run = linked_run(s, job)
         error_shown = job_controls(s, job, run)
         if run is None:
-            if job.status == "running":
-                st.caption("The job has not created a run yet.")
-            elif not error_shown:
-                st.caption(f"The job ended ({job.status}) before creating a run.")
+            no_run_yet(s, job, error_shown)
             return
         st.session_state["run_id"] = run.id  # Results and Command center open the job's run
         run_view(s, run.id, error_shown)

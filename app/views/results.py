@@ -11,9 +11,12 @@ import streamlit as st
 
 from app.analysis import (
     PERCENT_FORMAT,
+    cell_images,
     confusion,
     finding_settings,
+    gap_text,
     load_predictions,
+    most_confused,
     per_class,
     percent,
     percent_points,
@@ -22,13 +25,13 @@ from app.analysis import (
     worst_mistakes,
 )
 from app.charts import confusion_chart, curves_chart, gap_chart
-from app.common import pick_run, show_diagnosis, show_findings, show_label_suspects, store
-from training.babysit.diagnosis import reconcile
+from app.common import pick_run, show_findings, show_label_suspects, show_run_findings, store
 
 # The export runs in the folder that holds the code (``python -m`` looks there first), so it runs
 # the code the app runs, from a project folder or an installed package; the store is passed on.
 ROOT = Path(__file__).resolve().parents[2]
 AUDIT_CHECKS = {"leakage", "class_balance", "too_few_images"}
+CELL_SHOWN = 24  # thumbnails of one confusion cell (a diagonal cell may hold thousands)
 
 
 def export_tflite(run_id: str) -> str | None:
@@ -56,6 +59,45 @@ def download(column, path: Path, file_name: str, mime: str) -> None:
         icon=":material/download:",
         key=f"download_{suffix.lstrip('.')}",
     )
+
+
+def pick_cell(names: list[str], matrix, run_id: str) -> tuple[int, int]:
+    """The confusion cell (true, predicted) to look into, from two select boxes under the
+    chart; it opens on the most frequent mistake."""
+
+    def pick(column, label: str, side: str, default: int) -> int:
+        return column.selectbox(
+            label,
+            range(len(names)),
+            index=default,
+            format_func=names.__getitem__,
+            key=f"cell_{side}_{run_id}",
+        )
+
+    a, b = st.columns(2)
+    true_index, predicted_index = most_confused(matrix)
+    true_index = pick(a, "True class", "true", true_index)
+    return true_index, pick(b, "Predicted class", "predicted", predicted_index)
+
+
+def show_cell(pred: dict, names: list[str], cell: tuple[int, int], root: Path) -> None:
+    """The validation images in one confusion cell, most confident first, with their
+    confidence: what the count is made of."""
+    images = cell_images(pred, *cell)
+    true_name, predicted_name = names[cell[0]], names[cell[1]]
+    count = f"{len(images)} image{'s' * (len(images) != 1)}"
+    st.markdown(f"**True {true_name}, predicted {predicted_name}: {count}**")
+    if not images:
+        st.caption(f"No validation image of {true_name} was predicted {predicted_name}.")
+    cols = st.columns(6)
+    for i, item in enumerate(images[:CELL_SHOWN]):
+        with cols[i % 6]:
+            image = safe_image(root, item["rel"])
+            if image is not None:
+                st.image(str(image), width=96)
+            st.caption(f"{item['rel']} ({percent(item['confidence'])})")
+    if len(images) > CELL_SHOWN:
+        st.caption(f"The {CELL_SHOWN} most confident of {len(images)} are shown.")
 
 
 st.title("Results")
@@ -90,27 +132,27 @@ if run.kind == "search":
 train_acc = (summary.get("train") or {}).get("accuracy")
 val_acc = (summary.get("val") or {}).get("accuracy")
 c1, c2, c3 = st.columns(3)
-c1.metric("Train accuracy", percent(train_acc))
-c2.metric("Val accuracy", percent(val_acc))
+INFERENCE = "Inference mode (dropout and augmentation off), measured after training."
+c1.metric("Train accuracy", percent(train_acc), help=INFERENCE)
+c2.metric("Val accuracy", percent(val_acc), help=INFERENCE)
 gap = summary.get("gap")
-c3.metric("Gap (train − val)", percent(gap, signed=True))
+c3.metric("Gap (train − val)", percent(gap, signed=True), help=INFERENCE)
+st.markdown(f"**Accuracy gap (train − val)** · {gap_text(summary)}")
 
 epochs_run = summary.get("best_run") if run.kind == "search" else run.id
 epochs = s.epochs(epochs_run) if epochs_run else []
 if epochs:
     a, b = st.columns(2)
     a.altair_chart(curves_chart(epochs, "accuracy"), width="stretch")
-    b.altair_chart(gap_chart(epochs), width="stretch")
+    b.altair_chart(gap_chart(epochs, gap), width="stretch")
 
 st.subheader("Diagnosis and advice")
-settings = finding_settings(s, run)
-reconciled, diagnosis = reconcile(s.findings(run.id), run.config)
-show_diagnosis(summary.get("diagnosis") or diagnosis, settings)
-findings = [f.to_dict() for f in reconciled if f.check not in AUDIT_CHECKS]
-show_findings(findings, settings=settings)
+run_findings = s.findings(run.id)
+findings = show_run_findings(s, run, run_findings, exclude=AUDIT_CHECKS)
 with st.expander("Data checks"):
     show_findings(
-        [f for f in s.findings(run.id) if f.get("check") in AUDIT_CHECKS], settings=settings
+        [f for f in run_findings if f.get("check") in AUDIT_CHECKS],
+        settings=finding_settings(s, run),
     )
 show_label_suspects(
     next((f for f in findings if f.get("check") == "label_noise"), None), run.dataset
@@ -125,7 +167,10 @@ else:
     matrix = confusion(pred["labels"], guess, len(names))
     st.subheader(f"Validation: confusion matrix ({len(guess)} images)")
     left, right = st.columns(2)
-    left.altair_chart(confusion_chart(matrix, names), width="stretch")
+    with left:
+        chart = st.empty()  # drawn after the select boxes under it, with their cell outlined
+        cell = pick_cell(names, matrix, run.id)
+        chart.altair_chart(confusion_chart(matrix, names, cell), width="stretch")
     right.dataframe(
         [
             {
@@ -141,6 +186,7 @@ else:
             "recall": st.column_config.NumberColumn(format=PERCENT_FORMAT),
         },
     )
+    show_cell(pred, names, cell, Path(run.dataset))
     st.subheader("Worst mistakes")
     mistakes = worst_mistakes(pred)
     if not mistakes:

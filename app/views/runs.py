@@ -1,25 +1,29 @@
-"""Runs: every run and job in the store, newest first; a failed job shows why beside it."""
+"""Runs: every run and job in the store, newest first; a failed job shows why beside it, and a
+run opens on the page that reads it."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import streamlit as st
 
 from app.analysis import (
-    PERCENT_FORMAT,
     command_settings,
     finding_settings,
     finished_gate,
     job_error,
-    percent_points,
+    percent,
     shown_job_status,
     shown_run_status,
 )
-from app.common import store
+from app.common import has_results, store
 from training import jobs
 from training.babysit.advice import in_app_words
 from training.store import Run, RunStore
 
 ERROR_WIDTH = 240
+NONE = "–"
+"""What an empty cell shows (a grid would print a missing value as "None")."""
 
 
 def gate_findings(s: RunStore, run: Run | None) -> list[dict]:
@@ -27,19 +31,61 @@ def gate_findings(s: RunStore, run: Run | None) -> list[dict]:
     return s.findings(run.id) if finished_gate(run) else []
 
 
-def job_row(s: RunStore, job: jobs.Job, run: Run | None) -> dict:
+def _cells(row: dict[str, Any]) -> dict[str, Any]:
+    """The row with every missing value shown as a dash."""
+    return {name: NONE if value is None else value for name, value in row.items()}
+
+
+def run_row(s: RunStore, run: Run) -> dict[str, Any]:
+    backbone = run.config.get("backbone") or ",".join(run.config.get("backbones") or [])
+    val = (run.summary or {}).get("val") or {}
+    return _cells(
+        {
+            "id": run.id,
+            "kind": run.kind,
+            "backbone": backbone or None,
+            "status": shown_run_status(run, gate_findings(s, run)),
+            "val accuracy": percent(val.get("accuracy")),
+            "gap": percent((run.summary or {}).get("gap"), signed=True),
+            "created": run.created_at[:19].replace("T", " "),
+            "dataset": run.dataset,
+        }
+    )
+
+
+def job_row(s: RunStore, job: jobs.Job, run: Run | None) -> dict[str, Any]:
     error = job_error(job, run, jobs.log_tail(job)) or ""
     settings = finding_settings(s, run) if run is not None else command_settings(job.command)
     error = in_app_words(error, settings)
-    return {
-        "job": job.id,
-        "kind": job.kind,
-        "status": shown_job_status(job, run, gate_findings(s, run)),
-        "error": error if len(error) <= ERROR_WIDTH else error[: ERROR_WIDTH - 1] + "…",
-        "run": job.run_id,
-        "started": job.created_at[:19].replace("T", " "),
-        "command": job.command_line,
-    }
+    return _cells(
+        {
+            "job": job.id,
+            "kind": job.kind,
+            "status": shown_job_status(job, run, gate_findings(s, run)),
+            "error": error if len(error) <= ERROR_WIDTH else error[: ERROR_WIDTH - 1] + "…",
+            "run": job.run_id,
+            "started": job.created_at[:19].replace("T", " "),
+            "command": job.command_line,
+        }
+    )
+
+
+def open_run(run: Run) -> None:
+    """Open a clicked run where it reads best: Results once it completed with a model, else
+    Monitor on that run (its curves so far, its findings, why it stopped)."""
+    st.session_state["run_id"] = run.id
+    if has_results(run):
+        st.switch_page("views/results.py")
+    st.session_state.pop("follow_job", None)  # a job Launch started would be shown instead
+    st.session_state["follow"] = "Run"
+    st.switch_page("views/monitor.py")
+
+
+def no_runs() -> None:
+    """The empty store: where to start, as links."""
+    st.info("No runs yet: add a dataset, then launch a search or a training run.")
+    st.page_link("views/datasets.py", label="Add a dataset", icon=":material/photo_library:")
+    st.page_link("views/launch.py", label="Launch", icon=":material/rocket_launch:")
 
 
 st.title("Runs")
@@ -49,26 +95,26 @@ runs = s.list_runs()
 by_id = {r.id: r for r in runs}
 st.caption(f"Run store: `{s.home}` ({len(runs)} runs)")
 if not runs:
-    st.info("No runs yet. Add a dataset, then start a search on the Launch page.")
+    no_runs()
 else:
-    st.dataframe(
-        [
-            {
-                "id": r.id,
-                "kind": r.kind,
-                "backbone": str(
-                    r.config.get("backbone") or ",".join(r.config.get("backbones", []))
-                ),
-                "status": shown_run_status(r, gate_findings(s, r)),
-                "val accuracy": percent_points((r.summary or {}).get("val", {}).get("accuracy")),
-                "created": r.created_at[:19].replace("T", " "),
-                "dataset": r.dataset,
-            }
-            for r in runs
-        ],
+    st.caption("Click a row to open its run: Results once it completed, Monitor otherwise.")
+    picked = st.dataframe(
+        [run_row(s, r) for r in runs],
         hide_index=True,
-        column_config={"val accuracy": st.column_config.NumberColumn(format=PERCENT_FORMAT)},
+        key="runs_table",
+        on_select="rerun",
+        selection_mode="single-row",
+        column_config={
+            "val accuracy": st.column_config.TextColumn(alignment="right"),
+            "gap": st.column_config.TextColumn(
+                "gap (train − val)",
+                help="Inference-mode training accuracy minus validation accuracy, after training",
+                alignment="right",
+            ),
+        },
     )
+    if picked.selection.rows:
+        open_run(runs[picked.selection.rows[0]])
 if found:
     st.subheader("Jobs")
     st.dataframe(

@@ -45,6 +45,9 @@ _NAMES = {
     "top_k": "Top K fine-tuned",
     "backbone": "Backbones",
     "space": "search ranges",
+    "finetune_factor": "Fine-tune rate (× head rate)",
+    "optimizer": "Optimizer",
+    "schedule": "Schedule",
 }
 """The app's name for each setting (the Launch form's labels where it has the field)."""
 _WORDS = {"PATH": "a local weights file"}

@@ -49,8 +49,14 @@ class Finding:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Finding:
+        """A stored finding; one written by an older version (or damaged) lacks no field here:
+        a page reading it shows what it has instead of failing."""
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        given = {k: v for k, v in data.items() if k in names}
+        status = given.get("status")
+        given["status"] = status if status in STATUSES else "warn"
+        given["evidence"] = given.get("evidence") if isinstance(given.get("evidence"), dict) else {}
+        return cls(**{"check": "?", "measured": None, "expected": None, "advice": "", **given})
 
 
 def _plain(value: Any) -> Any:

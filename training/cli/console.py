@@ -67,5 +67,5 @@ def print_result(run_id: str, summary: dict) -> None:
                 f"({scores['images']} images)"
             )
     if "gap" in summary:
-        print(f"  gap (train - val accuracy): {summary['gap']:+.1%}")
+        print(f"  gap (train - val accuracy, inference mode): {summary['gap']:+.1%}")
     print(f"  model: {summary['model']}")
