@@ -90,7 +90,11 @@ def curves_chart(epochs: list[dict[str, Any]], metric: str) -> alt.Chart:
         alt.Chart(long)
         .mark_line(point=True)
         .encode(
-            x=alt.X("step:Q", title="epoch (head, then fine-tune)"),
+            x=alt.X(
+                "step:Q",
+                title="epoch (head, then fine-tune)",
+                axis=alt.Axis(format="d", tickMinStep=1),
+            ),
             y=alt.Y("value:Q", title=metric, axis=alt.Axis(format="%" if accuracy else "~g")),
             color=alt.Color("series:N", legend=alt.Legend(orient="bottom", labelLimit=400)),
             strokeDash=alt.StrokeDash("phase:N"),

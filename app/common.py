@@ -98,6 +98,9 @@ def pick_run(
 PHASES = {"head": "Head", "finetune": "Fine-tune"}
 """The phase a finding measured, as its title names it ("Fine-tune: loss flat")."""
 ORDER = {"fail": 0, "warn": 1, "ok": 3}
+OVERRULED = (
+    "Its change is not offered: {check} moves the same setting the other way, and comes first."
+)
 
 
 def finding_title(finding: Mapping[str, Any]) -> str:
@@ -149,6 +152,9 @@ def show_findings(
         )
         if status != "ok" and f.get("advice"):
             text += f"\n\n{in_app_words(f['advice'], settings)}"
+        overruled = (f.get("evidence") or {}).get("overruled_by")
+        if overruled:
+            text += f"\n\n_{OVERRULED.format(check=overruled)}_"
         explained = (f.get("evidence") or {}).get("explained_by")
         if explained:
             before = (f.get("evidence") or {}).get("status_before", "warn")

@@ -1,12 +1,15 @@
-"""The web app end to end in a real browser: upload a zip, launch a tiny search, read its results.
+"""The web app end to end in a real browser: upload a zip, launch a tiny search, read its results,
+and close the loop from a finding to the next run.
 
 A Streamlit server on a free loopback port, Debian's ``chromium`` driven by Playwright's Python
-package (``executable_path``: no browser download). The test uploads a tiny zip on Datasets,
-fills Launch for a tiny search (VGG16 without weights at 32 px, two trials, no fine-tune epochs),
-sees an invalid Trials value refused, leaves for Monitor and finds the values kept, double-clicks
-Launch and gets one job, follows it on Monitor until it completes, reads the Results page, and
-visits every page, saving a full-page screenshot of each under ``tests/artifacts/`` (ignored by
-git).
+package (``executable_path``: no browser download). The walk: Home; a single-class folder the
+audit refuses (Launch and Check disabled), then forgotten; a tiny zip uploaded on Datasets; the
+sanity gate run from Launch, its banner hidden once the image size changes; an invalid Trials
+value refused; values kept across pages; a double-click that starts one 2-stage search, whose
+Monitor totals are right from the first draw; the same inference-mode gap on Monitor and
+Results; a finding's "apply" button starting the next search with the proposed range; no zombie
+among the server's children after the finished jobs; a bad weights file refused in the form; and
+every page, with a full-page screenshot of each under ``tests/artifacts/`` (ignored by git).
 Skipped only when Playwright or chromium is missing.
 """
 
@@ -52,6 +55,8 @@ IDLE_JS = """() => {
         && document.querySelector('[data-testid="stSkeleton"]') === null;
 }"""
 EXCEPTION = '[data-testid="stException"]'
+SERVER_PID = [0]  # the running server's pid, for the zombie check
+GAP_LINE = re.compile(r"Accuracy gap \(train − val\) · [+-]?\d+\.\d% \(train [^)]*inference mode\)")
 
 
 def chromium_path() -> str | None:
@@ -98,6 +103,7 @@ def server(tmp_path, babysitter_home):
         start_new_session=True,  # its own process group: teardown stops all of it
     )
     url = f"http://127.0.0.1:{port}"
+    SERVER_PID[0] = proc.pid
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -240,32 +246,47 @@ def test_upload_launch_follow_and_read_results_in_chromium(server, browser, tmp_
 def walk(page, server: str, tmp_path: Path) -> None:
     data = make_image_folder(tmp_path / "data", {"cat": 12, "dog": 12}, size=32)
     archive = zip_folder(data, tmp_path / "pets.zip", top_level="pets")
+    single = make_image_folder(tmp_path / "one-class", {"cat": 6}, size=32)
     probe = tmp_path / "probe.png"
     class_image(0, 99, 32).save(probe)
     shots: list[Path] = []
+    main = page.locator('[data-testid="stMain"]')
 
     page.goto(server)
-    page.locator('[data-testid="stMain"] h1', has_text="Babysitter").wait_for()
+    main.locator("h1", has_text="Babysitter").wait_for()
     settle(page)
-    assert "1. Add a dataset" in page.inner_text('[data-testid="stMain"]')  # Home: three steps
+    assert "1. Add a dataset" in main.inner_text()  # Home: three steps
     shots.append(shoot(page, "home"))
     go(page, "Runs")
-    assert "No runs yet" in page.inner_text('[data-testid="stMain"]')
+    assert "No runs yet" in main.inner_text()
     shots.append(shoot(page, "runs-empty"))
 
-    # Datasets: upload the zip through the file uploader, unpack and audit it.
+    # Datasets: a folder outside the data roots is refused without saying whether it exists.
     go(page, "Datasets")
-    # First, a folder outside the data roots: refused without saying whether it exists, forgotten.
-    page.get_by_label("…or a folder on the server", exact=True).fill("/etc")
-    page.get_by_label("…or a folder on the server", exact=True).press("Enter")
-    settle(page)
-    page.get_by_role("button", name="Add folder").click()
+    add_folder(page, "/etc")
     page.get_by_text("Only dataset folders under").wait_for()
     settle(page)
     folders = RunStore().datasets_dir() / "folders.json"
     assert not folders.exists() or "/etc" not in folders.read_text()
     shots.append(shoot(page, "datasets-refused"))
 
+    # A single-class folder: the audit says why it cannot train, and Launch refuses it.
+    add_folder(page, str(single))
+    page.get_by_text("Not trainable").first.wait_for()
+    go(page, "Launch", "Launch a search")
+    page.get_by_text("This dataset cannot be trained").wait_for()
+    launch = main.locator('[data-testid="stBaseButton-primary"]', has_text="Launch")
+    assert launch.is_disabled() and page.get_by_role("button", name="Check first").is_disabled()
+    shots.append(shoot(page, "launch-untrainable"))
+    # …and Forget takes it out of the pickers, leaving its files.
+    go(page, "Datasets")
+    page.get_by_text("Forget this dataset").click()
+    page.get_by_role("button", name="Forget", exact=True).click()
+    settle(page)
+    assert single.is_dir()
+    assert "No datasets yet" in main.inner_text()  # the pickers no longer offer it
+
+    # Upload the zip through the file uploader, unpack and audit it.
     page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(archive)
     page.get_by_role("button", name="Unpack and audit").click()
     page.get_by_text("Unpacked to").wait_for()
@@ -275,9 +296,8 @@ def walk(page, server: str, tmp_path: Path) -> None:
     assert page.get_by_text("Trainable.").count() == 1
     shots.append(shoot(page, "datasets"))
 
-    # Launch: a tiny search on the uploaded dataset.
+    # Launch: a tiny 2-stage search on the uploaded dataset.
     go(page, "Launch", "Launch a search")
-    main = page.locator('[data-testid="stMain"]')
     assert "pets" in page.get_by_label("Dataset", exact=True).input_value()
     remove = main.locator('button[aria-label^="Remove "]')  # the default backbone's tag
     while remove.count():
@@ -289,7 +309,7 @@ def walk(page, server: str, tmp_path: Path) -> None:
         ("Image size", 32),
         ("Batch size", 8),
         ("Trials", 2),
-        ("Stages", 1),
+        ("Stages", 2),
         ("Head epochs", 1),
         ("Fine-tune epochs", 0),
         ("Top K fine-tuned", 1),
@@ -300,13 +320,26 @@ def walk(page, server: str, tmp_path: Path) -> None:
         "--weights none",
         "--image-size 32",
         "--trials 2",
-        "--stages 1",
+        "--stages 2",
         "--epochs-head 1",
         "--epochs-finetune 0",
         "--top-k 1",
     ]
     shown_command(page, flags)
-    launch = main.locator('[data-testid="stBaseButton-primary"]', has_text="Launch")
+
+    # The sanity gate: its verdict shows for these settings only.
+    page.get_by_role("button", name="Check first").click()
+    verdict = main.get_by_text(re.compile(r"^The sanity gate (passed|failed)"))
+    verdict.first.wait_for(timeout=SEARCH_TIMEOUT_S * 1000)
+    settle(page)
+    shots.append(shoot(page, "launch-gate"))
+    set_number(page, "Image size", 40)
+    assert verdict.count() == 0, "a gate checked at 32 px is shown for 40 px"
+    set_number(page, "Image size", 32)
+    verdict.first.wait_for()
+    if "failed" in verdict.first.inner_text():  # random weights may fail a check: go on anyway
+        page.get_by_text("Launch anyway, despite the failed checks").click()
+        settle(page)
 
     # An invalid value is named and cannot launch (never the previous value instead).
     set_number(page, "Trials", 0)
@@ -316,51 +349,76 @@ def walk(page, server: str, tmp_path: Path) -> None:
     set_number(page, "Trials", 2)
 
     # The values stay while the user looks at another page.
-    go(page, "Monitor")
+    go(page, "Runs")
     go(page, "Launch", "Launch a search")
     assert page.get_by_label("Trials", exact=True).input_value() == "2"
     shown_command(page, flags)
 
-    # A double-click starts one job.
+    # A double-click starts one job (the gate's job was the first).
     launch.dblclick()
     page.get_by_text(re.compile(r"Started job \d+")).wait_for()
     settle(page)
-    assert len(jobs.list_jobs(RunStore())) == 1
+    assert [j.kind for j in jobs.list_jobs(RunStore())] == ["tuner search", "training check"]
     assert launch.is_disabled()
     shots.append(shoot(page, "launch"))
 
-    # Monitor: follow the job until its status reads completed (the view refreshes itself).
+    # Monitor: totals from the first draw, then follow the job until it completes.
     go(page, "Monitor")
-    status = page.locator(
-        '[data-testid="stMain"] p', has_text=re.compile(r"Job \d+ · tuner search")
-    )
+    bar = main.get_by_text(re.compile(r"Head search: trials \d+ / \d+ · stage \d+ of \d+"))
+    bar.first.wait_for(timeout=SEARCH_TIMEOUT_S * 1000)
+    first = bar.first.inner_text()
+    assert re.search(r"trials \d / 2 · stage \d of 2", first), first
+    status = main.locator("p", has_text=re.compile(r"Job \d+ · tuner search"))
     status.first.wait_for()
     deadline = time.monotonic() + SEARCH_TIMEOUT_S
     while "· running" in (text := status.first.inner_text()):
         assert time.monotonic() < deadline, f"search still running: {text}\n{_job_log()}"
         page.wait_for_timeout(1000)
     assert "· completed" in text, f"{text}\n{_job_log()}"
-    page.get_by_text(re.compile(r"trials 2 / 2", re.IGNORECASE)).first.wait_for()
+    page.get_by_text(re.compile(r"trials 2 / 2 · stage 2 of 2", re.IGNORECASE)).first.wait_for()
     page.get_by_text(re.compile(r"Fine-tunes 1 / 1 done")).first.wait_for()  # the top-K phase
     # The job picker is not redrawn by the live part: it must not show a status gone stale.
     picked = page.get_by_role("combobox", name="Job", exact=True).input_value()
-    assert picked.startswith("#1 · tuner search · started") and "running" not in picked, picked
+    assert picked.startswith("#2 · tuner search · started") and "running" not in picked, picked
+    main.get_by_text(GAP_LINE).first.wait_for()
+    monitor_gap = main.get_by_text(GAP_LINE).first.inner_text()
     settle(page)
     shots.append(shoot(page, "monitor"))
 
-    # Results: the finished search's best trial, diagnosis, confusion matrix and model.
+    # Results: the finished search's best trial, diagnosis, confusion matrix and model; the
+    # same gap as Monitor's.
     (search,) = RunStore().list_runs(kind="search")
     go(page, "Results")
     assert search.id in page.get_by_label("Run", exact=True).input_value()  # the job's run
-    body = page.locator('[data-testid="stMain"]')
-    headings = body.locator('[data-testid="stHeadingWithActionElements"]').all_inner_texts()
+    headings = main.locator('[data-testid="stHeadingWithActionElements"]').all_inner_texts()
     text = "\n".join(headings)
     assert "Best trial: s1-" in text, headings
     assert "Diagnosis and advice" in text
     assert re.search(r"Validation: confusion matrix \(\d+ images\)", text), headings
-    assert body.locator('[data-testid="stVegaLiteChart"]').count() >= 1
+    assert main.locator('[data-testid="stVegaLiteChart"]').count() >= 1
     assert page.get_by_role("button", name="Download model (.keras)").count() == 1
+    assert main.get_by_text(GAP_LINE).first.inner_text() == monitor_gap
     shots.append(shoot(page, "results"))
+
+    # Apply a finding: a search that overfits is searched again with L2 moved up.
+    store = RunStore()
+    store.add_findings(search.id, [overfitting(search_l2(store, search.id))])
+    go(page, "Runs")
+    go(page, "Results")
+    apply = page.get_by_role("button", name="Search again with this change")
+    apply.wait_for()
+    shots.append(shoot(page, "results-apply"))
+    apply.click()
+    main.locator("h1", has_text="Monitor").wait_for()
+    settle(page)
+    applied = jobs.list_jobs(RunStore())[0]
+    assert applied.id == 3 and applied.kind == "tuner search", applied
+    assert "--space" in applied.command and "--origin" in applied.command, applied.command
+    space = applied.command[applied.command.index("--space") + 1]
+    assert space.startswith("l2="), applied.command
+    page.get_by_role("button", name="Cancel").click()  # the loop is shown: no need to train it
+    settle(page)
+    assert no_zombies(SERVER_PID[0])
 
     # Every other page, with the finished run in the store.
     go(page, "Runs")
@@ -380,7 +438,7 @@ def walk(page, server: str, tmp_path: Path) -> None:
     go(page, "Datasets")
     shots.append(shoot(page, "datasets-again"))
 
-    # A job that fails (its weights file is not HDF5) shows its error first on Monitor.
+    # A weights file that is not HDF5 is refused in the form: Launch stays disabled.
     bogus = tmp_path / "bogus.weights.h5"
     bogus.write_bytes(b"not an HDF5 file")
     go(page, "Launch", "Launch a search")
@@ -390,18 +448,68 @@ def walk(page, server: str, tmp_path: Path) -> None:
     page.get_by_label("Weights file", exact=True).fill(str(bogus))
     page.get_by_label("Weights file", exact=True).press("Enter")
     settle(page)
-    shown_command(page, [f"--weights {bogus}"])
-    main.locator('[data-testid="stBaseButton-primary"]', has_text="Launch").click()
-    page.get_by_text(re.compile(r"Started job 2")).wait_for()
-    go(page, "Monitor")
-    failed = page.get_by_text(re.compile(r"Job 2 failed:"))
-    failed.first.wait_for(timeout=SEARCH_TIMEOUT_S * 1000)
-    settle(page)
-    shots.append(shoot(page, "monitor-failed"))
+    page.get_by_text("Weights file: not an HDF5 file").wait_for()
+    assert launch.is_disabled()
+    shots.append(shoot(page, "launch-bad-weights"))
 
     for path in shots:
         assert path.is_file() and path.stat().st_size > 10_000, path
     assert RunStore().get_run(search.id).status == "completed"
+    assert len(jobs.list_jobs(RunStore())) == 3
+
+
+def add_folder(page, folder: str) -> None:
+    field = page.get_by_label("…or a folder on the server", exact=True)
+    field.fill(folder)
+    field.press("Enter")
+    settle(page)
+    page.get_by_role("button", name="Add folder").click()
+    settle(page)
+
+
+def search_l2(store: RunStore, run_id: str) -> float:
+    """The L2 of the search's best configuration (what a finding's change starts from)."""
+    run = store.get_run(run_id)
+    best = store.get_run(run.summary["best_run"]).config if run.summary.get("best_run") else {}
+    return float(best.get("l2") or (run.summary.get("hyperparameters") or {}).get("l2") or 0.0)
+
+
+def overfitting(l2: float) -> dict:
+    """A ``generalization_gap`` finding whose change raises L2 (10×, or to 1e-4 from 0)."""
+    to = float(f"{l2 * 10:.3g}") if l2 > 0 else 1e-4
+    return {
+        "check": "generalization_gap",
+        "status": "warn",
+        "measured": 0.3,
+        "expected": 0.1,
+        "advice": f"Regularize more: --l2 {to:g}.",
+        "action": {"op": "raise", "param": "l2", "from": l2, "to": to},
+    }
+
+
+def no_zombies(pid: int, wait_s: float = 5.0) -> bool:
+    """No child of ``pid`` is (or stays, past a moment for its reaper) a zombie."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        states = child_states(pid)
+        if "Z" not in states.values():
+            return True
+        assert time.monotonic() < deadline, states
+        time.sleep(0.2)
+
+
+def child_states(pid: int) -> dict[str, str]:
+    """Each child's state letter from ``/proc`` (``Z``: a zombie nobody waited for)."""
+    children: list[str] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            children += (task / "children").read_text().split()
+    states = {}
+    for child in children:
+        with contextlib.suppress(OSError):
+            stat = Path(f"/proc/{child}/stat").read_text()
+            states[child] = stat.rsplit(")", 1)[1].split()[0]
+    return states
 
 
 def _job_log() -> str:

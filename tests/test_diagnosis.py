@@ -9,7 +9,7 @@ import pytest
 from tests.cli_process import run_cli
 from tests.imagegen import make_mixed_folder
 from training.babysit.diagnosis import format_diagnosis, reconcile
-from training.babysit.findings import Finding, worst_status
+from training.babysit.findings import Finding, format_findings, worst_status
 
 SETTINGS = {"weights": "none", "image_size": 64, "l2": 0.06, "lr": 0.01, "epochs_finetune": 3}
 
@@ -115,6 +115,10 @@ def test_actions_never_conflict_and_the_root_cause_acts_first():
     actions = [f.action for f in findings if f.action]
     assert len(actions) == 1 and actions[0]["op"] == "widen"  # no "lower L2" beside "widen"
     assert findings[2].action is None  # a move to the value in use is no advice
+    # The finding whose opposite move was dropped says so: its prose is never read alone.
+    assert findings[1].evidence["overruled_by"] == "edge_of_range"
+    assert "overruled_by" not in findings[2].evidence
+    assert "edge_of_range moves the same setting the other way" in format_findings(findings)
     # A stale action (written from another value) that lands on the run's value claims nothing:
     # the next finding's move of that setting stands.
     stale = Finding(

@@ -54,7 +54,7 @@ _WORDS = {"PATH": "a local weights file"}
 _FLAG = re.compile(
     r"(?P<no>no )?(?<![\w-])--(?P<flag>[a-z][a-z0-9-]*)"
     r"(?: (?P<value>-?\d+(?:\.\d+)?(?:e[+-]?\d+)?(?!\w|\.\d)|none|imagenet|balanced|all|PATH"
-    r"|[a-z_]+=[^\s,;)]*[^\s,;).]))?"
+    r"|[a-z_][a-z0-9_]*=[^\s,;)]*[^\s,;).]))?"
 )
 _REDUNDANT = re.compile(r" ?\(no --no-augment\)")
 

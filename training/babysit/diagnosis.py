@@ -24,7 +24,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from training.babysit.advice import current_value, render
+from training.babysit.advice import current_value, direction, render
 from training.babysit.findings import Finding
 
 LEARNING = frozenset(
@@ -164,7 +164,7 @@ def _one_action_per_setting(
     """The root cause's action first, then each setting's first action; later ones (the same
     setting again, or the opposite move) dropped, and so is a move to the value in use (the
     run's, from ``settings``, or the action's own ``from``) before it can claim its setting."""
-    seen: set[str] = set()
+    seen: dict[str, Finding] = {}
 
     def in_use(action: Mapping[str, Any]) -> bool:
         to = action.get("to")
@@ -178,9 +178,11 @@ def _one_action_per_setting(
         if not action:
             return finding
         key = str(action.get("param") or action.get("op"))
-        if key in seen or in_use(action):
+        if in_use(action):
             return dataclasses.replace(finding, action=None)
-        seen.add(key)
+        if key in seen:
+            return _overruled(finding, seen[key])
+        seen[key] = finding
         return finding
 
     out = list(findings)
@@ -188,6 +190,32 @@ def _one_action_per_setting(
     if lead is not None:
         out[lead] = claim(out[lead])
     return [f if i == lead else claim(f) for i, f in enumerate(out)]
+
+
+def _overruled(finding: Finding, first: Finding) -> Finding:
+    """``finding`` without its action, which ``first`` (read first) already claimed for the same
+    setting; when the two move it opposite ways, its evidence says so (``overruled_by``), so
+    its advice is never read alone against the action shown."""
+    mine, theirs = _way(finding.action), _way(first.action)
+    evidence = dict(finding.evidence or {})
+    if mine != theirs or mine is None:
+        evidence["overruled_by"] = first.check
+    return dataclasses.replace(finding, action=None, evidence=evidence)
+
+
+def _way(action: Mapping[str, Any] | None) -> str | None:
+    """ "up" or "down": a point move's, or a searched range's that lies wholly past the run's
+    value (``from``); None when it cannot be told."""
+    if not action:
+        return None
+    to, start = action.get("to"), action.get("from")
+    if action.get("op") == "widen":  # a search range widened past its edge
+        return {"high": "up", "low": "down"}.get(action.get("edge"))
+    if isinstance(to, list | tuple) and len(to) == 2 and isinstance(start, int | float):
+        if to[0] > start:
+            return "up"
+        return "down" if to[1] < start else None
+    return direction(action)
 
 
 def reconcile(

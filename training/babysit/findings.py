@@ -117,6 +117,11 @@ def format_findings(
             lines.append(f"         {f['advice']}")
             if render(f.get("action")):
                 lines.append(f"         → {render(f['action'])}")
+            elif evidence.get("overruled_by"):
+                lines.append(
+                    f"         (its change is not offered: {evidence['overruled_by']} moves the "
+                    "same setting the other way, and comes first)"
+                )
         lines += _worth_a_look(f.get("evidence") or {})
     return "\n".join(lines)
 
