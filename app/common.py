@@ -24,6 +24,7 @@ from training.data.scan import COMPLETE_MARKER
 from training.errors import BabysitterError, HomeError, StoreIndexError
 from training.store import Run, RunStore, shown_status
 from training.store.repair import repair
+from training.store.rows import unreadable_message
 
 STATUS_ICON = {
     "ok": ":material/check_circle:",
@@ -47,17 +48,34 @@ def store() -> RunStore:
         opened = RunStore()
     except StoreIndexError as error:
         st.error(str(error), icon=":material/storage:")
-        if st.button("Rebuild the run index from the run folders", key="repair_index"):
-            report = repair()
-            st.session_state["repaired"] = f"Indexed {len(report.rebuilt)} run(s)."
-            st.rerun()
+        _offer_repair("repair_index")
         st.stop()
     except HomeError as error:
         st.error(str(error), icon=":material/folder_off:")
         st.stop()
     if repaired := st.session_state.pop("repaired", None):
-        st.success(repaired, icon=":material/storage:")
+        text, skipped = repaired
+        if skipped:
+            st.warning(f"{text} Skipped:\n\n" + "\n".join(f"- `{line}`" for line in skipped))
+        else:
+            st.success(text, icon=":material/storage:")
     return opened
+
+
+def _offer_repair(key: str) -> None:
+    """``runs repair`` as a button; what it did shows on the next run (see ``store``)."""
+    if st.button("Rebuild the run index from the run folders", key=key):
+        report = repair()
+        st.session_state["repaired"] = (f"Indexed {len(report.rebuilt)} run(s).", report.skipped)
+        st.rerun()
+
+
+def warn_unreadable(s: RunStore) -> None:
+    """One warning on a page that lists runs when rows of the index cannot be read: they are
+    left out of the listing, and the page says so instead of "No runs yet"."""
+    if unreadable := s.unreadable_runs():
+        st.warning(unreadable_message(unreadable, s.db_path), icon=":material/storage:")
+        _offer_repair("repair_rows")
 
 
 def run_label(run: Run, with_status: bool = True) -> str:

@@ -14,19 +14,24 @@ is a guess: a forward pass costs the backbone's published multiply-adds (at its 
 scaled by pixels) at ``CPU_GFLOPS``, a training step three forward passes. A guess gets the
 wider range.
 
-Every part is then slowed by the machine's current load (:func:`work_share`): the job shares the
-cores with whatever else runs now.
+Every measured part is first made an idle machine's, with the other work each run recorded
+beside it (``summary["machine"]``, :mod:`training.contention`), then slowed by the machine's
+current load (:func:`work_share`): the job shares the cores with whatever else runs now.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import statistics
+import time
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from training import jobs
+from training.data.images import IMAGE_EXTENSIONS
 from training.errors import BabysitterError
 from training.model.backbones import BackboneSpec, get_backbone
 from training.store import RunStore
@@ -87,6 +92,10 @@ SPREAD = {True: (0.7, 1.5), False: (0.5, 2.0)}  # (low, high) factor: measured, 
 RUNS_READ = 5
 
 
+SAMPLE_S = 0.25
+"""How long the machine's CPU use is sampled for the estimate's load."""
+
+
 @dataclass(frozen=True)
 class Rates:
     """A backbone's costs in seconds: a head step, a fine-tune epoch per training image, the
@@ -96,12 +105,15 @@ class Rates:
     finetune: float
     rest: float
     runs: int = 0
+    features: float | None = None
+    """A search's preparation and feature pass per image, from earlier searches (None: none;
+    the fine-tune's ``rest`` stands in, an overestimate: it also builds, evaluates, saves)."""
 
 
 @dataclass(frozen=True)
 class Load:
-    """The machine's work besides the job: the 1-minute load average (runnable processes) and
-    the cores they share."""
+    """The machine's work besides the job, in cores' worth (:func:`machine_load`), and the cores
+    it shares them with."""
 
     average: float
     cores: int
@@ -140,14 +152,15 @@ def measured_rates(store: RunStore, spec: BackboneSpec, image_size: int) -> Rate
         for epoch in store.epochs(run.id):
             seconds.get(epoch["phase"], []).append(float(epoch.get("seconds", 0.0)))
         train = splits["train"]
+        idle = idle_share(run.summary)
         if seconds["head"]:  # past the first epoch, whose compile is not a step's cost
             steps = math.ceil(train / int(config.get("batch_size") or 32))
-            head.append(statistics.median(seconds["head"][1:] or seconds["head"]) / steps)
+            head.append(idle * statistics.median(seconds["head"][1:] or seconds["head"]) / steps)
         if seconds["finetune"]:
-            finetune.append(statistics.fmean(seconds["finetune"]) / train)
+            finetune.append(idle * statistics.fmean(seconds["finetune"]) / train)
         wall = _seconds_between(run.created_at, run.updated_at)
         spent = sum(seconds["head"]) + sum(seconds["finetune"]) + RUN_FIXED_S
-        rest.append(max(wall - spent, 0.0) / sum(splits.values()))
+        rest.append(idle * max(wall - spent, 0.0) / sum(splits.values()))
         if len(rest) == RUNS_READ:
             break
     if not rest:
@@ -161,46 +174,83 @@ def measured_rates(store: RunStore, spec: BackboneSpec, image_size: int) -> Rate
     )
 
 
+def idle_share(summary: dict | None) -> float:
+    """The share of the machine a finished run had (its recorded other work, through
+    :func:`work_share`): its seconds times this are an idle machine's. 1 when not recorded
+    (a run still going, or one from before the record)."""
+    machine = (summary or {}).get("machine") or {}
+    others, cores = machine.get("others"), machine.get("cores")
+    if not isinstance(others, int | float) or not isinstance(cores, int) or cores < 1:
+        return 1.0
+    return work_share(Load(float(others), cores))
+
+
 def trial_epoch_seconds(store: RunStore) -> float | None:
     """Median seconds per epoch of earlier searches' head trials (None: no search yet)."""
     per_epoch = []
     for run in store.list_runs(kind="search")[:RUNS_READ]:
+        idle = idle_share(run.summary)
         for trial in trials(store, run.id):
             if trial["status"] == "completed" and trial["history"] and trial["seconds"]:
-                per_epoch.append(trial["seconds"] / len(trial["history"]))
+                per_epoch.append(idle * trial["seconds"] / len(trial["history"]))
     return statistics.median(per_epoch) if per_epoch else None
 
 
 def startup_seconds(store: RunStore) -> float | None:
-    """Median time from a job's start to its run's creation, over recent jobs (None: none)."""
+    """Median time from a job's start to its run's creation, over recent jobs, made an idle
+    machine's with the other work its run recorded (None: no job yet)."""
     waits = []
     for job in jobs.list_jobs(store)[:20]:
         if job.run_id and job.kind != "training check":
             try:
-                created = store.get_run(job.run_id).created_at
+                run = store.get_run(job.run_id)
             except BabysitterError:  # a run deleted since: nothing to measure
                 continue
-            wait = _seconds_between(job.created_at, created)
+            wait = _seconds_between(job.created_at, run.created_at)
             if 0 < wait < 600:  # a resumed run was created before its job
-                waits.append(wait)
+                waits.append(idle_share(run.summary) * wait)
     return statistics.median(waits) if waits else None
 
 
-def machine_load() -> Load:
-    """This machine's load now (0 where the OS has no load average: the idle machine)."""
+def machine_load(sample_s: float = SAMPLE_S) -> Load:
+    """The other work on this machine now, in cores' worth: the CPU time the machine spent busy
+    over the last ``sample_s`` (``/proc/stat``) times its cores. Not the 1-minute load average:
+    that still counts a job that ended a minute ago, and tasks waiting on disk, which take no
+    core (measured with it, ``bench/estimate.py``: right after a search it read 1.2–2.3 and
+    both measured ranges overshot their real times). Elsewhere the load average stands in;
+    0 where the OS has neither."""
     cores = os.cpu_count() or 1
+    first = _cpu_times()
+    if first is not None:
+        time.sleep(sample_s)
+        second = _cpu_times()
+        if second is not None and second[1] > first[1]:
+            busy = (second[0] - first[0]) / (second[1] - first[1])
+            return Load(round(min(max(busy, 0.0), 1.0) * cores, 2), cores)
     try:
         return Load(os.getloadavg()[0], cores)
     except OSError:
         return Load(0.0, cores)
 
 
+def _cpu_times() -> tuple[float, float] | None:
+    """(busy, total) jiffies of all cores from ``/proc/stat``; None off Linux."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except (OSError, IndexError):
+        return None
+    values = [float(v) for v in fields[:8]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
 def work_share(load: Load) -> float:
     """The fraction of the machine the job gets, by fair sharing: TensorFlow runs one thread
     per core, so with ``average`` other runnable processes each of the ``cores + average``
     threads gets ``cores / (cores + average)`` of a core, and the job that much of its speed.
-    Measured rates are taken as an idle machine's (the runs that measured them were the work
-    of their machine). Load 0 → 1; load 2 × cores → 1/3: such a job takes three times as long."""
+    Measured rates are first made an idle machine's with the other work each run recorded
+    (:func:`idle_share`). Load 0 → 1; load 2 × cores → 1/3: such a job takes three times as
+    long."""
     return load.cores / (load.cores + max(load.average, 0.0))
 
 
@@ -221,7 +271,7 @@ def estimate(
     steps = math.ceil(train / config.batch_size)
     chosen = [rates[name] for name in config.backbones]
     fixed = STARTUP_S if startup is None else startup
-    fixed += sum(r.rest for r in chosen) * images  # each backbone's feature pass
+    fixed += sum(r.rest if r.features is None else r.features for r in chosen) * images
     per_trial = TRIAL_EPOCH_S if trial_epoch is None else trial_epoch
     fixed += config.trials * config.epochs_head * per_trial
     finetunes = [
@@ -266,10 +316,43 @@ def _basis(config: SearchConfig, rates: dict[str, Rates], images: int) -> str:
     return "; ".join(parts) + f". {work}."
 
 
+def count_images(folder: str | Path) -> int:
+    """Image files under ``folder`` (by extension: the estimate needs a count, not a decode)."""
+    return sum(1 for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
 def rates_for(store: RunStore, name: str, image_size: int | None) -> Rates:
     spec = get_backbone(name)
     size = image_size or spec.default_size
-    return measured_rates(store, spec, size) or guessed_rates(spec, size)
+    rates = measured_rates(store, spec, size) or guessed_rates(spec, size)
+    return dataclasses.replace(rates, features=feature_seconds(store, spec.name, size))
+
+
+def feature_seconds(store: RunStore, name: str, image_size: int) -> float | None:
+    """Seconds per image of earlier one-backbone searches' preparation and feature pass at this
+    size, made an idle machine's (None: no such search)."""
+    per_image = []
+    for run in store.list_runs(kind="search", status="completed")[:RUNS_READ]:
+        summary = run.summary or {}
+        seconds = (summary.get("seconds") or {}) if isinstance(summary.get("seconds"), dict) else {}
+        if run.config.get("backbones") != [name] or run.config.get("image_size") != image_size:
+            continue
+        images = _images_of(store, summary.get("best_run"))
+        if seconds.get("prepare_and_features") and images:
+            per_image.append(idle_share(summary) * seconds["prepare_and_features"] / images)
+    return statistics.median(per_image) if per_image else None
+
+
+def _images_of(store: RunStore, run_id: str | None) -> int | None:
+    """The images a train run read (its ``started`` event's splits)."""
+    if not run_id:
+        return None
+    try:
+        events = store.events(run_id)
+    except BabysitterError:
+        return None
+    splits = next((e.get("splits") for e in events if e.get("event") == "started"), None)
+    return sum(splits.values()) if isinstance(splits, dict) and splits else None
 
 
 def human_range(low: float, high: float) -> str:

@@ -439,22 +439,91 @@ def dataset(data: str, work: Path, size: int) -> tuple[Path, bool]:
     return zoo_data.as_splits(Path(data).expanduser().resolve(), work / "base"), False
 
 
+class Refused(Exception):
+    """A bench argument or report that cannot be used: one line, exit 2, nothing run."""
+
+
 def rejudge(path: str) -> dict:
     """A saved ``--json`` report scored again by this file's rules (the runs are not repeated:
     each row keeps every warn and fail its commands raised)."""
-    report = json.loads(Path(path).read_text())
+    try:
+        report = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError) as error:
+        raise Refused(f"--rejudge {path}: cannot be read ({error})") from None
+    except ValueError as error:
+        raise Refused(f"--rejudge {path}: not JSON ({error})") from None
     faults = {f.name: f for f in FAULTS}
     rows = []
-    for row in report["rows"]:
-        findings = [
-            {**p, "evidence": {"explained_by": p.get("explained_by")}} for p in row["problems"]
-        ]
-        healthy = baseline(rows)
-        rows.append({**row, **judge(faults[row["fault"]], findings, healthy)})
+    try:
+        for row in report["rows"]:
+            if row["fault"] not in faults:
+                raise Refused(
+                    f"--rejudge {path}: names fault {row['fault']!r}, not one of {_names()}"
+                )
+            findings = [
+                {**p, "evidence": {"explained_by": p.get("explained_by")}} for p in row["problems"]
+            ]
+            healthy = baseline(rows)
+            rows.append({**row, **judge(faults[row["fault"]], findings, healthy)})
+    except (KeyError, TypeError, AttributeError) as error:
+        what = f"no {error} where a report has one" if isinstance(error, KeyError) else error
+        raise Refused(
+            f"--rejudge {path}: not a report of `python -m bench.faults --json` ({what})"
+        ) from None
     return {**report, "rows": rows, "summary": summarise(rows)}
 
 
-def main() -> None:
+def _names() -> str:
+    return ", ".join(repr(f.name) for f in FAULTS)
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse what would run nothing, or run every command into the same error (a report of
+    "recall 0/0", exit 0): a missing DATA, an unknown fault or backbone, a bad size or count."""
+    from training.errors import BabysitterError
+    from training.model.backbones import check_weights, get_backbone
+
+    if args.data not in ("demo", "lookalike") and not Path(args.data).expanduser().is_dir():
+        raise Refused(f"DATA {args.data}: not a folder; give a dataset folder, demo or lookalike")
+    unknown = sorted(_wanted(args) - {f.name for f in FAULTS})
+    if unknown:
+        raise Refused(f"--only names unknown fault(s) {unknown}; the faults are {_names()}")
+    if _wanted(args) and not [f for f in FAULTS if _runs(f, args)]:
+        raise Refused(f"--only {args.only!r}: none of these faults runs on {args.data}")
+    if args.seeds < 1:
+        raise Refused(f"--seeds {args.seeds}: give 1 or more")
+    try:
+        get_backbone(args.backbone).check_size(args.image_size)
+        check_weights(args.weights)
+    except BabysitterError as error:
+        raise Refused(str(error)) from None
+
+
+def _wanted(args: argparse.Namespace) -> set[str]:
+    """The names ``--only`` gives; one name with a comma in it is kept whole."""
+    if args.only.strip() in {f.name for f in FAULTS}:
+        return {args.only.strip()}
+    return {n.strip() for n in args.only.split(",") if n.strip()}
+
+
+def _runs(fault: Fault, args: argparse.Namespace) -> bool:
+    """Whether ``fault`` is run: selected by ``--only`` (or all), and on data it can use."""
+    wanted = _wanted(args)
+    if wanted and fault.name not in wanted:
+        return False
+    return fault.only != "generated" or args.data == "lookalike"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The bench's command line: 0 when it ran, 2 with one line when refused."""
+    try:
+        return _main(argv)
+    except Refused as refused:
+        print(f"error: {refused}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", help="a dataset folder, 'demo' or 'lookalike'")
     parser.add_argument("--backbone", default="VGG16")
@@ -464,11 +533,12 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated fault names")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--rejudge", metavar="REPORT", help="score a saved --json report again")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.rejudge:
         report = rejudge(args.rejudge)
         print(json.dumps(report, indent=1) if args.json else table(report["rows"]))
-        return
+        return 0
+    check_args(args)
     work = Path(tempfile.mkdtemp(prefix="fault_zoo_"))
     os.environ["BABYSITTER_HOME"] = str(work / "home")
     common = [
@@ -484,16 +554,13 @@ def main() -> None:
         "0",
     ]
     try:
-        base, generated = dataset(args.data, work, args.image_size)
+        base, _ = dataset(args.data, work, args.image_size)
         rates = calibrate(base, common)
         common += ["--lr", f"{rates['lr']:.2g}", "--finetune-lr", f"{rates['finetune_lr']:.2g}"]
         print(f"learning rates from check's lr_range: {rates}", file=sys.stderr, flush=True)
-        wanted = {n.strip() for n in args.only.split(",") if n.strip()}
         rows = []
         for fault in FAULTS:
-            if wanted and fault.name not in wanted:
-                continue
-            if fault.only == "generated" and not generated:
+            if not _runs(fault, args):
                 continue
             seeds = range(args.seeds) if fault.name == "healthy" else [0]
             for seed in seeds:
@@ -519,7 +586,8 @@ def main() -> None:
             print(json.dumps(report["summary"], indent=1))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -219,12 +219,13 @@ def test_imbalance_and_small_images_are_warnings(tmp_path):
     assert "imbalanced" in warnings and "smaller than 32 px" in warnings
 
 
-def test_class_only_in_val_is_a_warning(tmp_path):
+def test_class_only_in_val_cannot_train(tmp_path):
     root = make_image_folder(
         tmp_path / "data", splits={"train": {"cat": 2, "dog": 2}, "val": {"cat": 1, "bird": 2}}
     )
     report = audit(root)
-    assert any("'bird'" in w and "none in train" in w for w in report.verdict.warnings)
+    assert not report.verdict.trainable
+    assert any("'bird'" in r and "none in train" in r for r in report.verdict.reasons)
 
 
 def test_near_pairs_matches_brute_force():

@@ -115,10 +115,45 @@ def test_other_work_on_the_cores_lengthens_the_estimate_at_least_in_proportion()
 
 def test_the_launch_page_estimate_reads_this_machines_load(monkeypatch):
     """Launch passes no load: the estimate reads the machine's (here a stand-in)."""
-    monkeypatch.setattr(estimate.os, "getloadavg", lambda: (6.0, 1.0, 1.0))
+    samples = iter([(100.0, 400.0), (175.0, 500.0)])  # 75% of the CPU time busy meanwhile
+    monkeypatch.setattr(estimate, "_cpu_times", lambda: next(samples))
     monkeypatch.setattr(estimate.os, "cpu_count", lambda: 2)
     rates = {"VGG16": estimate.guessed_rates(get_backbone("VGG16"), 64)}
     config = SearchConfig(data="/d", backbones=["VGG16"], image_size=64)
     guess = estimate.estimate(config, 500, rates, 20.0, 0.3)
-    assert "load: 6.0 on 2 cores" in guess.basis and "about 25%" in guess.basis
-    assert guess.high == pytest.approx(loaded(6.0, 2).high)
+    assert "load: 1.5 on 2 cores" in guess.basis and "about 57%" in guess.basis
+    assert guess.high == pytest.approx(loaded(1.5, 2).high)
+
+
+def test_the_load_is_the_cpu_time_used_now_not_a_lingering_average(monkeypatch):
+    """The 1-minute average still counts a job that just ended; the CPU sample does not."""
+    samples = iter([(100.0, 400.0), (100.0, 500.0)])  # idle over the sample
+    monkeypatch.setattr(estimate, "_cpu_times", lambda: next(samples))
+    monkeypatch.setattr(estimate.os, "getloadavg", lambda: (2.3, 1.0, 0.5))
+    assert estimate.machine_load(sample_s=0).average == 0.0
+    monkeypatch.setattr(estimate, "_cpu_times", lambda: None)  # no /proc/stat: the average
+    assert estimate.machine_load(sample_s=0).average == 2.3
+
+
+def test_rates_measured_beside_other_work_are_made_an_idle_machines():
+    """A run that shared 2 cores with 2 cores' worth of other work ran at half speed: its
+    seconds count half as an idle machine's."""
+    assert estimate.idle_share({"machine": {"others": 2.0, "cores": 2}}) == 0.5
+    assert estimate.idle_share({"machine": None}) == 1.0  # not recorded: taken as it is
+    assert estimate.idle_share({"machine": {"others": "x", "cores": 2}}) == 1.0
+
+
+def test_a_run_records_the_other_work_it_ran_beside(monkeypatch):
+    from training import contention
+
+    busy = iter([100.0, 160.0])  # the machine's busy CPU seconds at start and end
+    clock = iter([0.0, 20.0])
+    monkeypatch.setattr(contention, "_busy_seconds", lambda: next(busy))
+    monkeypatch.setattr(contention.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(contention.os, "cpu_count", lambda: 4)
+    start = contention.snapshot()
+    monkeypatch.setattr(
+        contention, "snapshot", lambda: contention.Snapshot(20.0, 160.0, start.own + 20.0)
+    )
+    # 60 busy CPU seconds in 20 s, 20 of them this process's: 2 cores' worth of other work.
+    assert contention.others_since(start) == {"others": 2.0, "cores": 4}

@@ -13,7 +13,7 @@ import errno
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from training.errors import WriteError
@@ -23,8 +23,9 @@ NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 def write_error(path: Path, error: OSError) -> WriteError:
     """``error`` met while writing ``path``, said as a user reads it: "disk full" when it is.
-    The OS's words, not ``str(error)``, which would name the temporary file."""
-    words = error.strerror or str(error)
+    The OS's words for its errno, not ``str(error)`` (which would name the temporary file) nor
+    HDF5's (a paragraph with buffer addresses and offsets)."""
+    words = os.strerror(error.errno) if error.errno else error.strerror or str(error)
     return WriteError(path, f"disk full ({words})" if error.errno in NO_SPACE else words)
 
 
@@ -62,3 +63,35 @@ def write_text(path: Path, text: str) -> None:
     """``path.write_text(text)``, all or nothing."""
     with atomic_path(path) as temp:
         temp.write_text(text, encoding="utf-8")
+
+
+def write_h5(path: Path, save: Callable[[Path], None]) -> None:
+    """``save(temp)`` (``save_weights``, ``save``: anything HDF5 writes) all or nothing.
+
+    Keras opens the HDF5 file and, when a write fails, never closes it: the half-written file
+    stays open in HDF5 with unflushed metadata, whose flush fails again each time one of its
+    objects is freed ("Exception ignored … Can't decrement id ref count"), and a full disk
+    ended in a segfault. So a failed save closes what HDF5 still holds in its folder first.
+    """
+    with atomic_path(path) as temp:
+        try:
+            save(temp)
+        except BaseException:
+            release_h5(temp.parent)
+            raise
+
+
+def release_h5(folder: Path) -> None:
+    """Close the HDF5 files a failed write left open in ``folder`` (ours, ``.tmp-…``, or Keras'
+    own ``tmp…``), emptied first: they are discarded anyway, and the room freed lets the flush
+    that closing does succeed, so nothing is left for the garbage collector to fail on."""
+    import h5py  # Keras' own dependency; only writers of HDF5 files get here
+
+    for handle in h5py.h5f.get_obj_ids(types=h5py.h5f.OBJ_FILE):
+        name = Path(os.fsdecode(handle.name)).resolve()
+        if name.parent != folder.resolve() or not name.name.startswith((".tmp-", "tmp")):
+            continue
+        with contextlib.suppress(OSError):
+            os.truncate(name, 0)
+        with contextlib.suppress(Exception):
+            h5py.File(handle).close()

@@ -189,6 +189,20 @@ class TrainConfig(SharedConfig):
                 "Give at least one of --epochs-head or --epochs-finetune a positive value."
             )
 
+    def check_unfreeze(self, blocks: int) -> None:
+        """``--unfreeze`` against the backbone's number of blocks (``blocks``; 0 when unknown),
+        checked before a run exists: also with ``--epochs-finetune 0``, since a value no phase
+        can use is a typo either way."""
+        if blocks and isinstance(self.unfreeze, int) and self.unfreeze > blocks:
+            raise FieldError(
+                f"Expected --unfreeze to be 'all' or an integer in [0, {blocks}] ({self.backbone} "
+                f"has {blocks} blocks). Received: {self.unfreeze!r}.",
+                "unfreeze",
+                self.unfreeze,
+                0,
+                blocks,
+            )
+
     @property
     def pretrained(self) -> bool:
         """Whether the backbone starts from learned weights (whose BatchNorm stats we keep)."""

@@ -8,10 +8,16 @@ complete, so a failure leaves the target as it was. An existing target is refuse
 ``force``, and even then only an earlier export of the same format is replaced (never an
 arbitrary file or folder, never the run store). The suffix follows the format, so what is
 written is what ``predict`` and the format's own tools expect.
+
+Every export carries Babysitter's marker (:data:`MARKER`: an entry of the ``.keras`` zip, a file
+in the SavedModel folder, a trailer after the TFLite flatbuffer, which readers ignore), and
+``--force`` replaces only a target carrying it: a model file that merely looks like an export
+(someone's own Keras model) is never replaced.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import uuid
@@ -27,7 +33,11 @@ from training.store import RunStore
 
 FORMATS = {"keras": "model.keras", "savedmodel": "saved_model", "tflite": "model.tflite"}
 SUFFIXES = {"keras": ".keras", "tflite": ".tflite"}
-SAVEDMODEL_ENTRIES = {"saved_model.pb", "variables", "assets", "fingerprint.pb"}
+MARKER = "babysitter-export.json"
+"""The name of the marker in a ``.keras`` zip and a SavedModel folder."""
+TFLITE_TRAILER = b"\n\x00babysitter-export\n"
+"""The marker after a TFLite flatbuffer (its readers stop at the flatbuffer's own end)."""
+SAVEDMODEL_ENTRIES = {"saved_model.pb", "variables", "assets", "fingerprint.pb", MARKER}
 
 
 def export_model(
@@ -54,7 +64,7 @@ def export_model(
     source = resolve_model_path(model_or_run, store)
     if output is None:  # the run's own export folder: an earlier export there is replaced
         target = source.parent / "export" / FORMATS[fmt]
-        _check_target(target, fmt, True, source, home=None)
+        _check_target(target, fmt, True, source, home=None, own_place=True)
     else:
         target = Path(os.path.abspath(Path(output).expanduser()))
         _check_target(target, fmt, force, source, home=(store or RunStore()).home)
@@ -64,11 +74,43 @@ def export_model(
     else:
         kind = "tf_saved_model" if fmt == "savedmodel" else "litert"
         write = lambda temp: model.export(str(temp), format=kind, verbose=False)  # noqa: E731
-    _write_in_place(target, fmt, write)
+    _write_in_place(target, fmt, lambda temp: _mark(temp, fmt, write))
     return target
 
 
-def _check_target(target: Path, fmt: str, force: bool, source: Path, home: Path | None) -> None:
+def _mark(temp: Path, fmt: str, write: Callable[[Path], object]) -> None:
+    """``write`` the export, then add Babysitter's marker to it (see the module docstring)."""
+    write(temp)
+    if fmt == "tflite":
+        with open(temp, "ab") as fp:
+            fp.write(TFLITE_TRAILER)
+        return
+    note = json.dumps({"babysitter_export": 1, "format": fmt})
+    if fmt == "savedmodel":
+        (temp / MARKER).write_text(note + "\n")
+        return
+    with zipfile.ZipFile(temp, "a") as archive:
+        if MARKER not in archive.namelist():  # an export of an export is marked already
+            archive.writestr(MARKER, note)
+
+
+def _marked(target: Path, fmt: str) -> bool:
+    """Whether ``target`` (a file or folder of ``fmt``) carries Babysitter's export marker."""
+    if fmt == "savedmodel":
+        return (target / MARKER).is_file()
+    if fmt == "tflite":
+        with open(target, "rb") as fp:
+            fp.seek(max(0, target.stat().st_size - len(TFLITE_TRAILER)))
+            return fp.read() == TFLITE_TRAILER
+    with zipfile.ZipFile(target) as archive:
+        return MARKER in archive.namelist()
+
+
+def _check_target(
+    target: Path, fmt: str, force: bool, source: Path, home: Path | None, own_place: bool = False
+) -> None:
+    """Refuse a target an export must not write; ``own_place``: the run's ``export/`` folder,
+    where only Babysitter writes (exports from before the marker are replaced too)."""
     suffix = SUFFIXES.get(fmt)
     if suffix and target.suffix.lower() != suffix:
         raise ConfigError(
@@ -93,6 +135,8 @@ def _check_target(target: Path, fmt: str, force: bool, source: Path, home: Path 
             f"--force to replace an earlier {fmt} export there."
         )
     why = _not_an_export(target, fmt)
+    if why is None and not own_place and not _marked(target, fmt):
+        why = "is not one Babysitter wrote (it carries no export marker)"
     if why:
         raise ExportError(
             f"--force replaces only an earlier {fmt} export, and {target} {why}; nothing was "

@@ -37,6 +37,7 @@ from training.atomic import write_text
 from training.errors import BabysitterError, RunNotFoundError, WriteError
 from training.job_log import copy_quietly
 from training.store import Run, RunStore, pid_alive, shown_status
+from training.store.job_env import JOB_ENV, parse_job_id
 from training.store.jobs import (
     RESUMABLE,
     Job,
@@ -49,7 +50,6 @@ from training.store.jobs import (
 
 MODULES = ("training", "tuner")
 RUN_KINDS = {"tuner search": "search", "training train": "train", "training check": "check"}
-JOB_ENV = "BABYSITTER_JOB_ID"
 LOG_NAME = "job.log"
 EXIT_NAME = "exit_code"
 CHILD_PID_NAME = "child.pid"
@@ -371,10 +371,14 @@ def _wrap(job_id: int, command: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if len(argv) < 4 or argv[0] != "run" or argv[2] != "--":
-        print("usage: python -m training.jobs run JOB_ID -- COMMAND...", file=sys.stderr)
+    job_id = parse_job_id(argv[1]) if len(argv) > 1 else None
+    if len(argv) < 4 or argv[0] != "run" or argv[2] != "--" or job_id is None:
+        print(
+            "usage: python -m training.jobs run JOB_ID -- COMMAND... (JOB_ID in ASCII digits)",
+            file=sys.stderr,
+        )
         return 2
-    return _wrap(int(argv[1]), argv[3:])
+    return _wrap(job_id, argv[3:])
 
 
 if __name__ == "__main__":

@@ -8,7 +8,10 @@ the file; images are decoded and resized by the same function that built the tra
 
 from __future__ import annotations
 
+import json
 import re
+import warnings
+import zipfile
 from pathlib import Path
 
 import keras
@@ -19,6 +22,7 @@ import training.model.losses  # noqa: F401
 from training.data.archive import ArchiveLimits, check_zip_entries
 from training.data.images import load_rgb
 from training.errors import BabysitterError, ConfigError, ImageError, ModelFileError
+from training.model.forbidden import LAMBDA_LAYER, forbidden_object
 from training.store import RunStore
 
 MAX_MODEL_BYTES = 4 * 1024**3
@@ -36,6 +40,13 @@ WEIGHTS_ENTRY = "model.weights.h5"
 PARSE_MEMORY_FACTOR = 10
 """Peak memory of parsing JSON and building the model, per byte of config (measured ≈ 3×)."""
 _RESAVE = "use a .keras file saved by Babysitter's train, search or export commands"
+HDF5_REFUSALS = {
+    "external Dataset": "an external HDF5 dataset, data read from another file on this machine",
+    "virtual Dataset": "a virtual HDF5 dataset, data read from other files on this machine",
+    "ExternalLink": "an HDF5 external link, to another file on this machine",
+    "SoftLink": "an HDF5 soft link",
+}
+"""Keras' refusals of weights that reach outside the file, in words."""
 
 
 def check_model_entries(path: Path, entries) -> None:
@@ -124,14 +135,31 @@ def load_model_file(path: Path) -> keras.Model:
         why = getattr(error, "problem", None) or str(error)
         raise ModelFileError(f"{path}: not a valid .keras file ({why}); {_RESAVE}.") from None
     check_model_entries(path, entries)
-    try:
-        model = keras.saving.load_model(path, compile=False, safe_mode=True)
-    except Exception as error:  # Keras raises many types for a bad file; all mean "not usable"
-        raise ModelFileError(
-            f"{path}: Keras could not load it safely ({_keras_refusal(error)}); {_RESAVE}."
-        ) from None
+    why = forbidden_object(_config_of(path))
+    if why:
+        raise ModelFileError(f"{path}: refused before loading ({why}); {_RESAVE}.")
+    with warnings.catch_warnings(record=True) as caught:  # a refusal is one line, no warnings
+        warnings.simplefilter("always")
+        try:
+            model = keras.saving.load_model(path, compile=False, safe_mode=True)
+        except Exception as error:  # Keras raises many types for a bad file; all mean "unusable"
+            raise ModelFileError(
+                f"{path}: Keras could not load it safely ({_keras_refusal(error)}); {_RESAVE}."
+            ) from None
+    for w in caught:  # a file that loads keeps Keras' warnings about it
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     class_names_of(model, path)
     return model
+
+
+def _config_of(path: Path) -> object:
+    """The parsed ``config.json`` (its size is checked already), or None when it does not
+    parse: Keras then says what is wrong with it."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return json.loads(archive.read("config.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
 
 
 def _keras_refusal(error: Exception) -> str:
@@ -139,13 +167,23 @@ def _keras_refusal(error: Exception) -> str:
     (untrusted) config and suggest ``safe_mode=False``, which is never an option here."""
     text = str(error)
     if "Lambda" in text and "arbitrary code execution" in text:
-        return "it holds a Lambda layer, Python code that is never run from a model file"
+        return LAMBDA_LAYER
+    hdf5 = re.search(r"Not allowed: H5 file with (external Dataset|virtual Dataset|\w+Link)", text)
+    if hdf5:
+        return f"its weights hold {HDF5_REFUSALS.get(hdf5.group(1), hdf5.group(1))}"
+    refused = re.search(r"Not allowed: ([^\n]{1,200})", text)
+    if refused:
+        return _printable(refused.group(1))
     unknown = re.search(r"Could not locate (?:class|function) '([^']{1,80})'", text)
     if unknown:
         return f"it uses {unknown.group(1)!r}, which neither Keras nor Babysitter defines"
-    first = text.strip().splitlines()[0] if text.strip() else ""
-    first = "".join(c if c.isprintable() else repr(c)[1:-1] for c in first)
+    first = _printable(text.strip().splitlines()[0] if text.strip() else "")
     return f"{type(error).__name__}: {first[:200]}{'…' if len(first) > 200 else ''}"
+
+
+def _printable(text: str) -> str:
+    """Untrusted text from the file, control characters escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def class_names_of(model: keras.Model, path: Path | str = "model") -> list[str]:

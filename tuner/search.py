@@ -29,6 +29,7 @@ from pathlib import Path
 import keras
 import keras_tuner as kt
 
+from training import contention
 from training.atomic import write_text
 from training.babysit.diagnosis import reconcile
 from training.babysit.findings import Finding, as_dicts
@@ -162,6 +163,7 @@ def search(
     run = _open_run(config, data, store, resume, echo)
     with store.tracking(run.id, resume="run it again with --resume"):
         searching = time.perf_counter()
+        machine = contention.snapshot()
         findings = _run_stages(config, trainers, store, run.id, echo, role)
         finetuning = time.perf_counter()
         if config.top_k > 0:
@@ -174,6 +176,7 @@ def search(
             "head_search": round(finetuning - searching, 2),
             "finetune": round(time.perf_counter() - finetuning, 2),
         }
+        summary["machine"] = contention.others_since(machine)
     reconciled, summary["diagnosis"] = reconcile(
         store.findings(run.id) or findings, config.to_dict()
     )

@@ -7,13 +7,14 @@ import streamlit as st
 
 from app.analysis import PERCENT_FORMAT, finding_settings, percent, search_progress, trial_rows
 from app.charts import hyperparameter_chart
-from app.common import pick_run, store
+from app.common import pick_run, store, warn_unreadable
 from training.babysit.advice import in_app_words
 from training.store.trials import stages, trials
 from tuner.space import spec
 
 st.title("Command center")
 s = store()
+warn_unreadable(s)
 run = pick_run(s.list_runs(kind="search"), key="cc_run", label="Search run")
 if run is None:
     st.info("No search runs yet: start one on the Launch page.")

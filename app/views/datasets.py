@@ -25,7 +25,7 @@ from app.common import (
     unpacked_copy,
 )
 from app.dataset_audit import audit_report, modified
-from app.roots import data_roots, refusal, within_roots
+from app.roots import data_roots, refusal, roots_problem, within_roots
 from training.babysit.thresholds import IMBALANCE_WARN
 from training.data.audit import AuditReport, Leak
 from training.errors import BabysitterError
@@ -89,7 +89,9 @@ def _add_dataset(s) -> None:
     folder = st.text_input(
         "…or a folder on the server", key="folder", placeholder=folder_placeholder(roots)
     )
-    st.caption("Allowed folders: " + ", ".join(f"`{r}`" for r in roots))
+    if problem := roots_problem(s.home):
+        st.error(problem)
+    st.caption("Allowed folders (the app serves these only): " + ", ".join(f"`{r}`" for r in roots))
     if st.button("Add folder", key="add_folder", disabled=not folder.strip()):
         path = within_roots(folder.strip(), roots)
         if path is None:
@@ -179,12 +181,17 @@ def _samples(report: AuditReport) -> None:
 
 
 def _unreadable(report: AuditReport) -> None:
-    """Unreadable files with their reasons in full (a static table wraps; a grid clips)."""
+    """Unreadable files with their reasons in full (a static table wraps; a grid clips); then
+    the links the scan did not follow, named as the CLI's audit names them."""
     if report.unreadable:
         rows = [{"file": rel, "reason": reason} for rel, reason in report.unreadable]
         st.table(rows, hide_index=True)
     else:
         st.caption("None: every file decoded.")
+    links = [{"file": rel, "reason": why} for rel, why in report.skipped if "symlink" in why]
+    if links:
+        st.caption(f"Skipped {len(links)} symbolic link(s), not used for training:")
+        st.table(links, hide_index=True)
 
 
 def duplicate_pairs(report: AuditReport) -> list[tuple[str, str, str, str, str]]:
@@ -250,7 +257,9 @@ s = store()
 if forgotten := st.session_state.pop("forgotten", None):
     st.success(f"Forgot **{forgotten}**.")
 
-with st.expander("Add a dataset", expanded=not known_datasets(s)):
+with st.expander(
+    "Add a dataset", expanded=not known_datasets(s) or roots_problem(s.home) is not None
+):
     _add_dataset(s)
 
 choice = dataset_picker(s, "dataset_pick", "No datasets yet: upload a .zip or name a folder above.")

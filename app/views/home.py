@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app.common import has_results, known_datasets, store
+from app.common import has_results, known_datasets, store, warn_unreadable
 from training import jobs
 
 INTRO = (
@@ -50,6 +50,7 @@ def steps(s) -> list[tuple[str, str, str, str]]:
 
 st.title("Babysitter")
 st.markdown(INTRO)
+warn_unreadable(store())
 for column, (page, label, icon, state) in zip(st.columns(3), steps(store()), strict=True):
     with column:
         st.page_link(page, label=label, icon=icon)

@@ -9,7 +9,6 @@ session's defaults.
 from __future__ import annotations
 
 import secrets
-from pathlib import Path
 
 import streamlit as st
 
@@ -19,7 +18,6 @@ from app.dataset_audit import audit_report, modified
 from training import jobs
 from training.babysit.advice import field_name
 from training.babysit.findings import format_value
-from training.data.images import IMAGE_EXTENSIONS
 from training.errors import BabysitterError, ConfigError
 from training.model.backbones import BackboneSpec, get_backbone, list_backbones
 from training.store import Run, RunStore
@@ -51,7 +49,13 @@ def backbone_table() -> list[dict]:
 
 @st.cache_data(ttl=60, show_spinner=False)
 def count_images(folder: str) -> int:
-    return sum(1 for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+    return estimate.count_images(folder)
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def current_load() -> estimate.Load:
+    """The machine's other work now (a 0.25 s sample: kept 10 s, not paid on every rerun)."""
+    return estimate.machine_load()
 
 
 @st.cache_data(ttl=15, show_spinner=False)
@@ -348,7 +352,7 @@ if weights_value is None or space_problems:  # a weights file or a range not usa
 search, check = launch.search_args(config), launch.check_args(config)
 images = count_images(data)
 rates, startup, trial_epoch = measured(str(s.home), tuple(config.backbones), config.image_size)
-guess = estimate.estimate(config, images, rates, startup, trial_epoch)
+guess = estimate.estimate(config, images, rates, startup, trial_epoch, load=current_load())
 st.metric(
     "Estimated time" if guess.measured else "Estimated time (a first guess)",
     estimate.human_range(guess.low, guess.high),

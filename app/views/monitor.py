@@ -27,7 +27,7 @@ from app.analysis import (
     trial_rows,
 )
 from app.charts import curves_chart, gap_chart
-from app.common import pick_run, show_run_findings, store
+from app.common import pick_run, show_run_findings, store, warn_unreadable
 from training import jobs
 from training.babysit.advice import in_app_words
 from training.errors import BabysitterError
@@ -226,6 +226,7 @@ def gate_view(run: Run, findings: list[dict[str, Any]]) -> None:
 
 st.title("Monitor")
 s = store()
+warn_unreadable(s)
 all_jobs = jobs.refresh(s)
 runs = s.list_runs()
 if "follow_job" in st.session_state:

@@ -9,7 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from app.charts import probabilities_chart
-from app.common import pick_run, store
+from app.common import pick_run, store, warn_unreadable
 from training.data.images import IMAGE_EXTENSIONS
 from training.errors import BabysitterError
 
@@ -40,6 +40,7 @@ def predict(model, uploads, top_k: int) -> list[dict]:
 
 st.title("Predict")
 s = store()
+warn_unreadable(s)
 runs = [r for r in s.list_runs() if r.status == "completed" and s.artifact(r.id, "model").is_file()]
 run = pick_run(runs, key="predict_run", label="Model of run")
 if run is None:

@@ -25,7 +25,14 @@ from app.analysis import (
     worst_mistakes,
 )
 from app.charts import confusion_chart, curves_chart, gap_chart
-from app.common import pick_run, show_findings, show_label_suspects, show_run_findings, store
+from app.common import (
+    pick_run,
+    show_findings,
+    show_label_suspects,
+    show_run_findings,
+    store,
+    warn_unreadable,
+)
 
 # The export runs in the folder that holds the code (``python -m`` looks there first), so it runs
 # the code the app runs, from a project folder or an installed package; the store is passed on.
@@ -102,6 +109,7 @@ def show_cell(pred: dict, names: list[str], cell: tuple[int, int], root: Path) -
 
 st.title("Results")
 s = store()
+warn_unreadable(s)
 runs = [r for r in s.list_runs() if r.status == "completed" and r.kind in ("train", "search")]
 run = pick_run(runs, key="results_run")
 if run is None:

@@ -16,7 +16,7 @@ from app.analysis import (
     shown_job_status,
     shown_run_status,
 )
-from app.common import has_results, store
+from app.common import has_results, store, warn_unreadable
 from training import jobs
 from training.babysit.advice import in_app_words
 from training.store import Run, RunStore
@@ -90,6 +90,7 @@ def no_runs() -> None:
 
 st.title("Runs")
 s = store()
+warn_unreadable(s)
 found = jobs.refresh(s)
 runs = s.list_runs()
 by_id = {r.id: r for r in runs}

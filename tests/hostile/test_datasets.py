@@ -149,11 +149,11 @@ def test_a_splits_layout_without_val_is_split_from_train(judge, tmp_path):
     assert "Layout: splits" in outcome.out and "Verdict: TRAINABLE" in outcome.out
 
 
-def test_a_val_class_missing_from_train_is_warned_about(judge, tmp_path):
+def test_a_val_class_missing_from_train_is_refused(judge, tmp_path):
     data = make_image_folder(
         tmp_path / "data", splits={"train": {"a": 3, "b": 3}, "val": {"a": 1, "c": 2}}
     )
-    outcome = judge(data, 0)
+    outcome = judge(data, 2)
     assert "class 'c' has images in val but none in train; add training images" in outcome.out
 
 

@@ -74,7 +74,7 @@ def train(args: argparse.Namespace) -> int:
     from training.errors import TrainingDiverged
     from training.fit.two_phase import train as run_training
 
-    config = from_args(TrainConfig, args)
+    config = _checked_before_a_run(from_args(TrainConfig, args))
     echo = to_stderr if args.json else print
     try:
         result = run_training(config, verbose=0 if args.json else 1, echo=echo)
@@ -104,6 +104,24 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _checked_before_a_run(config: TrainConfig) -> TrainConfig:
+    """What can be refused before a run exists, so that a refusal records nothing: flag bounds
+    that depend on the backbone, and whether a ``--weights`` file loads into it (which builds
+    the backbone once: seconds, where a refusal after the data is cached leaves a failed run)."""
+    from training.fit.prepare import resolve_model_config
+
+    spec, image_size = resolve_model_config(config)
+    config.check_unfreeze(len(spec.blocks))
+    if config.weights not in ("imagenet", "none"):
+        import keras
+
+        from training.model.weights_file import check_weights_file
+
+        check_weights_file(Path(config.weights).expanduser(), spec, image_size)
+        keras.utils.clear_session()  # the run's layers are named as if nothing was built before
+    return config
+
+
 @command("check")
 def check(args: argparse.Namespace) -> int:
     from training.babysit.diagnosis import format_diagnosis
@@ -111,7 +129,7 @@ def check(args: argparse.Namespace) -> int:
     from training.gate import run_gate
 
     result = run_gate(
-        from_args(TrainConfig, args),
+        _checked_before_a_run(from_args(TrainConfig, args)),
         verbose=0 if args.json else 1,
         echo=to_stderr if args.json else print,
     )

@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from training.babysit.thresholds import IMBALANCE_WARN
 from training.data.images import open_rgb
-from training.data.scan import ScannedDataset, ScannedFile
+from training.data.scan import ScannedDataset, ScannedFile, classes_missing
 from training.data.similarity import (
     NEAR_MAX_PIXEL_DIFF,
     TooManyPairsError,
@@ -317,6 +317,8 @@ def _verdict(report: AuditReport, scanned: ScannedDataset) -> Verdict:
             f"{len(single)} classes have only 1 readable image each ({listing(single)}); add at "
             f"least one more to each (one to train on, one to validate)"
         )
+    if report.layout == "splits":
+        _split_gaps(readable, reasons, warnings)
     garbled = [
         name for name in scanned.classes if any(unicodedata.category(c) == "Cc" for c in name)
     ]
@@ -358,6 +360,32 @@ def _verdict(report: AuditReport, scanned: ScannedDataset) -> Verdict:
     warnings.extend(scanned.warnings)
     warnings.extend(report.notes)
     return Verdict(trainable=not reasons, reasons=reasons, warnings=warnings)
+
+
+def _split_gaps(readable: list[FileRecord], reasons: list[str], warnings: list[str]) -> None:
+    """Class sets across splits, checked before training: a class without a training image
+    cannot be learnt (refused); one without a validation image, when ``val/`` exists, is never
+    measured (a warning)."""
+    untrained = classes_missing(readable, "train")
+    if len(untrained) == 1:
+        ((name, where),) = untrained.items()
+        reasons.append(
+            f"class {name!r} has images in {'/'.join(where)} but none in train; add training "
+            "images for it or remove it (no model can learn a class it never saw)"
+        )
+    elif untrained:
+        reasons.append(
+            f"{len(untrained)} classes have images in val/test but none in train "
+            f"({listing(list(untrained))}); add training images for them or remove them"
+        )
+    if not any(r.split == "val" for r in readable):
+        return  # validation is drawn from train: every class gets some
+    unmeasured = classes_missing([r for r in readable if r.split in ("train", "val")], "val")
+    if unmeasured:
+        warnings.append(
+            f"no images in val for class(es) {listing(list(unmeasured))}: their accuracy is "
+            "never measured; add validation images for them"
+        )
 
 
 def audit_dataset(

@@ -5,8 +5,9 @@ epoch of every trial, so each image is decoded and resized exactly once. The cac
 of (relative path, content hash, label) of every file plus the size and the decoder version: any
 changed, added or removed file gives a new key, so a stale cache is never read. Building writes
 to a temporary folder and renames it, so a killed build or a full disk leaves nothing
-half-written behind; a folder found damaged anyway (a truncated images file, a broken manifest) is
-rebuilt, never mapped.
+half-written behind; a folder found damaged anyway (a truncated images file, a broken manifest,
+images that do not match the content digest in the manifest: zeroed, or another cache's) is
+rebuilt, never mapped, and a line says so.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import hashlib
 import json
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from tqdm import tqdm
 
 from training.atomic import remove, write_error
 from training.data.images import load_rgb
+from training.digest import content_digest
 
 # Bump when decoding or resizing changes, so caches built by older code are not reused.
 DECODER_VERSION = 1
@@ -71,39 +73,55 @@ def load_or_build_cache(
     cache_root: Path,
     workers: int | None = None,
     progress: bool = True,
+    echo: Callable[[str], None] = print,
 ) -> ImageCache:
     """Open the cache for these records and size, decoding the images first if needed."""
     key = cache_key(records, image_size, class_names)
     directory = Path(cache_root) / f"images-{key}"
-    if not is_complete(directory):
+    problem = cache_problem(directory) if directory.exists() else "missing"
+    if problem:
+        if problem != "missing":
+            echo(f"warning: the image cache {directory} {problem}; decoding the images again.")
         remove(directory)
         _build(directory, records, class_names, image_size, workers, progress)
     return open_cache(directory)
 
 
-def is_complete(directory: Path) -> bool:
-    """Whether a cache folder can be mapped: its manifest reads and the images file holds
-    exactly the rows it lists (a short file would fail to map, or map rows of zeros)."""
+def cache_problem(directory: Path) -> str | None:
+    """Why a cache folder cannot be mapped, or None: its manifest must read and be this
+    folder's, and the images file must hold exactly the rows listed (a short file would fail to
+    map, or map rows of zeros) with the content digest written beside them (a size check alone
+    passes a file of zeros, or another cache's images of the same size)."""
     try:
         manifest = json.loads((directory / MANIFEST_FILE).read_text())
         count, size = len(manifest["rels"]), int(manifest["image_size"])
         stored = (directory / IMAGES_FILE).stat().st_size if count else 0
         listed = len(manifest["labels"]) == len(manifest["splits"]) == count
-        return listed and stored == count * size * size * 3
+        if not listed or stored != count * size * size * 3:
+            return "is incomplete"
+        if manifest["key"] != directory.name.removeprefix("images-"):
+            return f"holds another cache (images-{manifest['key']})"
+        if "digest" not in manifest:
+            return "has no content digest (an older version wrote it)"
+        if manifest["digest"] != content_digest(_map_images(directory, count, size)):
+            return "does not match its content digest (overwritten or replaced)"
     except (OSError, ValueError, KeyError, TypeError):
-        return False
+        return "has no readable manifest"
+    return None
+
+
+def _map_images(directory: Path, count: int, size: int) -> np.ndarray:
+    shape = (count, size, size, 3)
+    if not count:
+        return np.zeros(shape, np.uint8)
+    return np.memmap(directory / IMAGES_FILE, dtype=np.uint8, mode="r", shape=shape)
 
 
 def open_cache(directory: Path) -> ImageCache:
     """Map a finished cache folder read-only; the OS page cache keeps hot images in memory."""
     manifest = json.loads((directory / MANIFEST_FILE).read_text())
     size = manifest["image_size"]
-    count = len(manifest["rels"])
-    images = (
-        np.memmap(directory / IMAGES_FILE, dtype=np.uint8, mode="r", shape=(count, size, size, 3))
-        if count
-        else np.zeros((0, size, size, 3), np.uint8)
-    )
+    images = _map_images(directory, len(manifest["rels"]), size)
     return ImageCache(
         directory=directory,
         key=manifest["key"],
@@ -130,14 +148,15 @@ def _build(
     temp = directory.with_name(f".{directory.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         temp.mkdir(parents=True)
+        digest = content_digest(b"")
         if ordered:
-            _decode_all(temp / IMAGES_FILE, ordered, image_size, workers, progress)
+            digest = _decode_all(temp / IMAGES_FILE, ordered, image_size, workers, progress)
         manifest = _manifest(directory, ordered, class_names, image_size)
-        (temp / MANIFEST_FILE).write_text(json.dumps(manifest))
+        (temp / MANIFEST_FILE).write_text(json.dumps({**manifest, "digest": digest}))
         try:
             temp.rename(directory)
         except OSError:
-            if not is_complete(directory):
+            if cache_problem(directory):
                 raise
             # Another process finished the same cache first: theirs is identical, keep it.
     except OSError as error:
@@ -148,7 +167,8 @@ def _build(
 
 def _decode_all(
     path: Path, ordered: Sequence, image_size: int, workers: int | None, progress: bool
-) -> None:
+) -> str:
+    """Decode every image into ``path``; the content digest of what was written."""
     shape = (len(ordered), image_size, image_size, 3)
     _allocate(path, int(np.prod(shape)))
     images = np.memmap(path, dtype=np.uint8, mode="r+", shape=shape)
@@ -169,6 +189,7 @@ def _decode_all(
         ):
             pass
     images.flush()  # the map is closed as this function returns, before the rename
+    return content_digest(images)
 
 
 def _allocate(path: Path, size: int) -> None:

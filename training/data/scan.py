@@ -13,6 +13,7 @@ import os
 import shutil
 import unicodedata
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -212,7 +213,6 @@ def scan_dataset(root: Path) -> ScannedDataset:
     splits_map = _split_dirs(dirs)
     files: list[ScannedFile] = []
     empty: set[str] = set()
-    warnings: list[str] = []
     if splits_map is None:
         layout = "classes"
         walker.skip_loose(loose, "put images in one sub-folder per class")
@@ -234,15 +234,6 @@ def scan_dataset(root: Path) -> ScannedDataset:
             empty.update(empty_list)
     files.sort(key=lambda f: f.rel)
     classes = sorted({f.label for f in files})
-    if layout == "splits":
-        train_classes = {f.label for f in files if f.split == "train"}
-        for name in classes:
-            if name not in train_classes:
-                where = sorted({f.split for f in files if f.label == name and f.split})
-                warnings.append(
-                    f"class {name!r} has images in {'/'.join(where)} but none in train; "
-                    f"add training images for it or remove it"
-                )
     return ScannedDataset(
         root=root,
         layout=layout,
@@ -254,8 +245,22 @@ def scan_dataset(root: Path) -> ScannedDataset:
         ignored=sorted(walker.ignored),
         skipped=sorted(walker.skipped),
         empty_classes=sorted(empty - set(classes)),
-        warnings=warnings,
     )
+
+
+def classes_missing(items: Iterable, split: str) -> dict[str, list[str]]:
+    """Each class of ``items`` (anything with ``label`` and ``split``: scanned files, audit
+    records) that has none in ``split``, with the splits it does have: the audit refuses a class
+    no training image teaches and warns about one no validation image measures."""
+    where: dict[str, set[str]] = {}
+    for item in items:
+        where.setdefault(item.label, set()).add(item.split or "")
+    order = {name: rank for rank, name in enumerate(SPLIT_ORDER)}
+    return {
+        label: sorted(splits, key=lambda s: order.get(s, len(order)))
+        for label, splits in sorted(where.items())
+        if split not in splits
+    }
 
 
 def _digest(path: Path) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from training.atomic import atomic_path, write_text
+from training.atomic import write_h5, write_text
 
 
 def clean_metrics(logs: dict | None) -> dict[str, float]:
@@ -121,7 +121,6 @@ class ThrottledBackupAndRestore(keras.callbacks.BackupAndRestore):
             self._last_save = now
 
     def _save_model(self):
-        with atomic_path(Path(self._weights_path)) as temp:
-            self.model.save_weights(str(temp))
+        write_h5(Path(self._weights_path), lambda temp: self.model.save_weights(str(temp)))
         metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
         write_text(Path(self._training_metadata_path), json.dumps(metadata))

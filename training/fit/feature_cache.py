@@ -16,8 +16,9 @@ backbone its head was trained on.
 Rows are computed on demand: a run asks for its splits' rows, the missing ones are computed and
 the file is replaced atomically (temporary sibling, then rename), so a killed run or a second
 process never leaves a half-written file that a later run would read; a file that does not load
-anyway is computed again. The cache only saves time, so a full disk costs the reuse (with a
-warning naming the file), never the run.
+anyway, holds another key's features (a file moved or swapped) or does not match the content
+digest stored in it is computed again, and a line says so. The cache only saves time, so a full
+disk costs the reuse (with a warning naming the file), never the run.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import keras
 import numpy as np
 
 from training.atomic import atomic_path
+from training.digest import content_digest
 from training.errors import WriteError
 
 FEATURES_VERSION = 1
@@ -73,6 +75,7 @@ class FeatureCache:
 
     def __init__(self, directory: Path, rows: int, echo: Callable[[str], None] = print):
         self.path = Path(directory) / FEATURES_FILE
+        self.key = Path(directory).name  # stored in the file: another key's file is not ours
         self.rows = rows
         self.echo = echo
         self.features: np.ndarray | None = None
@@ -80,13 +83,26 @@ class FeatureCache:
         self._load()
 
     def _load(self) -> None:
+        if not self.path.exists():
+            return
         try:
             with np.load(self.path, allow_pickle=False) as stored:
                 features, have = stored["features"], stored["have"]
+                key, digest = str(stored["key"]), str(stored["digest"])
         except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
-            return  # missing, truncated or unreadable: computed again and replaced
+            return self._discard("cannot be read")  # truncated, torn, from older code
+        if key != self.key:
+            return self._discard(f"holds another cache's features ({key})")
+        if digest != content_digest(features, have):
+            return self._discard("does not match its content digest (overwritten or replaced)")
         if features.ndim == 2 and len(features) == self.rows and have.shape == (self.rows,):
             self.features, self.have = features.astype(np.float32), have.astype(bool)
+        else:
+            self._discard(f"does not hold {self.rows} rows")
+
+    def _discard(self, problem: str) -> None:
+        """Say why the stored file is not used; its rows are computed again and replace it."""
+        self.echo(f"warning: the feature cache {self.path} {problem}; computing its rows again.")
 
     def missing(self, rows: np.ndarray) -> np.ndarray:
         return rows[~self.have[rows]]
@@ -108,7 +124,13 @@ class FeatureCache:
     def _save(self) -> None:
         try:
             with atomic_path(self.path) as temp:
-                np.savez(temp, features=self.features, have=self.have)
+                np.savez(
+                    temp,
+                    features=self.features,
+                    have=self.have,
+                    key=np.array(self.key),
+                    digest=np.array(content_digest(self.features, self.have)),
+                )
         except WriteError as error:  # a full disk costs the reuse, never the run
             self.echo(
                 f"warning: the features could not be cached in {error.path} ({error.reason}); "

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 import keras
 import numpy as np
 
-from training.atomic import atomic_path, write_text
+from training import contention
+from training.atomic import atomic_path, write_h5, write_text
 from training.babysit.audit_findings import audit_findings
 from training.babysit.diagnose import diagnose_fit
 from training.babysit.diagnosis import reconcile
@@ -102,7 +103,8 @@ def train(
     ``on_run`` is told the run's id as soon as it is created or resumed: a search records which
     run each of its fine-tunes is, so the app follows it without guessing.
     """
-    resolve_model_config(config)
+    spec, _ = resolve_model_config(config)
+    config.check_unfreeze(len(spec.blocks))  # before the store is opened: a refusal records nothing
     store = store or RunStore()
     use_compilation_cache(store.compilation_cache_dir())
     spec, image_size, data = prepare_for_config(config, store, progress=verbose > 0)
@@ -139,7 +141,7 @@ def _train_run(
     verbose: int,
     echo: Callable[[str], None],
 ) -> tuple[dict, list[dict]]:
-    started = time.monotonic()
+    started = contention.snapshot()  # wall time, and the machine's other work from here
     keras.utils.set_random_seed(config.seed)
     policy = apply_precision(config.precision)
     jit = resolve_jit(config.jit)
@@ -177,8 +179,7 @@ def _train_run(
                 config, clf, data, features, store, run_id, weights, jit, watch, verbose, echo
             )
         if not watch.exploded:
-            with atomic_path(phase1_path) as temp:
-                clf.model.save_weights(str(temp))
+            write_h5(phase1_path, lambda temp: clf.model.save_weights(str(temp)))
 
     if config.epochs_finetune > 0 and not watch.exploded:
         watch.phase = "finetune"
@@ -422,10 +423,10 @@ def _finish(config, clf, data, store, run_id, outcome, watch, policy, started):
     store.add_findings(run_id, found)
     _save_predictions(clf, data, store, run_id, config.batch_size)
     model_path = store.artifact(run_id, "model")
-    with atomic_path(model_path) as temp:
-        clf.model.save(temp)
+    write_h5(model_path, clf.model.save)
     summary["model"] = str(model_path)
-    summary["seconds"] = round(time.monotonic() - started, 1)
+    summary["seconds"] = round(time.monotonic() - started.wall, 1)
+    summary["machine"] = contention.others_since(started)
     store.set_status(run_id, "completed", summary=summary)
     store.append_event(run_id, {"event": "completed", "summary": summary})
     return summary, found

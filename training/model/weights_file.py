@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from training.atomic import write_h5
 from training.errors import WeightsError
 
 if TYPE_CHECKING:
@@ -163,7 +164,7 @@ def expected_layout(spec: BackboneSpec, image_size: int) -> dict[str, Any]:
     model = spec.build(image_size, None, include_top=False, pooling="avg")
     with tempfile.TemporaryDirectory() as folder:
         saved = Path(folder) / f"expected{KERAS3_SUFFIX}"
-        model.save_weights(saved)
+        write_h5(saved, model.save_weights)
         groups = read_weights(saved).groups
     legacy = [
         [layer.name, [list(w.shape) for w in layer.trainable_weights + layer.non_trainable_weights]]

@@ -116,6 +116,7 @@ class Database:
         self.db_path = self.home / DB_NAME
         # While `runs repair` replays run folders into a fresh index, nothing is journaled again.
         self.replaying = False
+        self._held: sqlite3.Connection | None = None  # see transaction()
         try:
             (self.home / "runs").mkdir(exist_ok=True)
             if expect_index:
@@ -169,8 +170,24 @@ class Database:
         return None
 
     @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction around several store calls, committed only if all succeed:
+        ``runs repair`` replays a run all or nothing, so an error (or a kill) part-way through
+        never leaves a half-replayed run that a second repair would take as indexed."""
+        with self._connect(write=True) as conn:
+            self._held = conn
+            try:
+                yield conn
+            finally:
+                self._held = None
+
+    @contextlib.contextmanager
     def _connect(self, write: bool = False) -> Iterator[sqlite3.Connection]:
-        """A fresh connection; with ``write`` one IMMEDIATE transaction committed on success."""
+        """A fresh connection; with ``write`` one IMMEDIATE transaction committed on success.
+        Inside :meth:`transaction`, its connection and transaction instead."""
+        if self._held is not None:
+            yield self._held
+            return
         try:
             conn = sqlite3.connect(self.db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
             try:

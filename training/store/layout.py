@@ -21,7 +21,7 @@ import os
 import re
 from pathlib import Path
 
-from training.errors import RunNotFoundError
+from training.errors import HomeError, RunNotFoundError
 
 COMPILE_CACHE_VARIABLE = "BABYSITTER_COMPILE_CACHE"
 ARTIFACTS = {
@@ -39,16 +39,29 @@ ARTIFACTS = {
 _ID_RE = re.compile(r"[a-z0-9][a-z0-9-]*")
 
 
-def run_folders(home: Path) -> list[Path]:
-    """Folders under ``home/runs`` that hold a run (a plain run id with a ``config.json``)."""
+def scan_runs(home: Path) -> tuple[list[Path], list[Path]]:
+    """Folders under ``home/runs`` that hold a run (a plain run id with a ``config.json``), and
+    the symbolic links met there (a linked folder, config or journal). Links are never followed:
+    another home's run, or ``/etc/passwd`` as a config, is not this home's record."""
     runs = home / "runs"
     if not runs.is_dir():
-        return []
-    return sorted(
-        p
-        for p in runs.iterdir()
-        if _ID_RE.fullmatch(p.name) and (p / ARTIFACTS["config"]).is_file()
-    )
+        return [], []
+    folders, links = [], []
+    for path in sorted(runs.iterdir()):
+        if not _ID_RE.fullmatch(path.name):
+            continue
+        files = (path / ARTIFACTS["config"], path / ARTIFACTS["events"])
+        linked = [path] if path.is_symlink() else [f for f in files if f.is_symlink()]
+        if linked:
+            links += linked
+        elif files[0].is_file():
+            folders.append(path)
+    return folders, links
+
+
+def run_folders(home: Path) -> list[Path]:
+    """The run folders under ``home/runs`` (see :func:`scan_runs`)."""
+    return scan_runs(home)[0]
 
 
 class Layout:
@@ -75,8 +88,22 @@ class Layout:
         return self.run_dir(run_id) / ARTIFACTS[name]
 
     def _subdir(self, name: str) -> Path:
+        """``home/name``, created if missing; a file in its place is one message (exit 2) that
+        names it, never a traceback, and is left as it is."""
         path = self.home / name
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            problem = (
+                "is a file, not a folder"
+                if path.exists()
+                else f"could not be created ({error.strerror or error})"
+            )
+            raise HomeError(
+                f"{path} {problem}: Babysitter keeps its {name} there. Move or rename "
+                "it (nothing was changed), or set $BABYSITTER_HOME to another folder, then run "
+                "the same command again."
+            ) from error
         return path
 
     def datasets_dir(self) -> Path:

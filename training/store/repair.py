@@ -4,8 +4,14 @@ Each run folder is the record of what ran: ``config.json`` and ``events.jsonl``,
 store mirrors every index write (created, status, epoch, findings, trial, stage). So a store file
 that was deleted, emptied or damaged loses nothing but the index: repair keeps the damaged file
 beside it as ``babysitter.sqlite.corrupt-<time>`` and replays every folder into a fresh one. A
-healthy index is left as it is; folders it does not list are added. The app's job list (processes
-it started) is not rebuilt: those are not runs, and their logs stay under ``jobs/``.
+healthy index is kept and folders it does not list are added; rows it holds but cannot read are
+replaced from their folders (a row with no folder is removed), after a copy of the index is kept
+the same way. The app's job list (processes it started) is not rebuilt: those are not runs, and
+their logs stay under ``jobs/``.
+
+The folders are read as files anyone could have edited (:mod:`training.store.journal`): a bad
+journal line is skipped with its file and line named, a symbolic link is never followed, and each
+run is replayed in one transaction, all or nothing.
 
 Folders from before the journal (no ``created`` event) are rebuilt from their config and their
 last ``completed`` event; their fingerprint is unknown, so they are not offered for resuming.
@@ -14,18 +20,22 @@ last ``completed`` event; their fingerprint is unknown, so they are not offered 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from training.store import trials
+from training.store import journal, trials
 from training.store.database import DB_NAME, _dumps
-from training.store.layout import run_folders
+from training.store.layout import ARTIFACTS, scan_runs
 from training.store.runs import RunStore
 
 SIDE_FILES = ("", "-wal", "-shm")
+CONFIG_BYTES = 16 * 2**20
+REPLAY_ERRORS = (ValueError, TypeError, KeyError, OverflowError, RecursionError, sqlite3.Error)
+"""What a damaged folder raises while replayed: that run is skipped, named; the rest go on."""
 
 
 @dataclass
@@ -37,6 +47,8 @@ class RepairReport:
     kept: list[Path] = field(default_factory=list)
     rebuilt: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
+    """Rows the index held but could not read, replaced from their folders (also in rebuilt)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -44,6 +56,7 @@ class RepairReport:
             "state": self.state,
             "kept": [str(p) for p in self.kept],
             "rebuilt": self.rebuilt,
+            "repaired": self.repaired,
             "skipped": self.skipped,
         }
 
@@ -80,27 +93,57 @@ def repair(home: Path | str | None = None) -> RepairReport:
     if state != "healthy":
         report.kept = _keep_aside(home / DB_NAME)
     store = RunStore(home, expect_index=False)
-    with store._connect() as conn:
-        indexed = {r[0] for r in conn.execute("SELECT id FROM runs")}
     store.replaying = True
-    for folder in run_folders(home):
-        if folder.name in indexed:
-            continue
-        try:
-            _replay(store, folder)
-        except (ValueError, TypeError, KeyError, sqlite3.Error) as error:
-            report.skipped.append(f"{folder}: {error}")
-            continue
-        report.rebuilt.append(folder.name)
+    damaged = store.unreadable_runs()
+    if damaged:
+        shown = ", ".join(f"{run_id!r:.80}" for run_id in damaged)
+        report.state = f"damaged: {len(damaged)} row(s) could not be read ({shown})"
+        report.kept = [_copy_aside(store)]
+    with store._connect() as conn:
+        indexed = {r[0] for r in conn.execute("SELECT id FROM runs")} - set(damaged)
+    folders, links = scan_runs(home)
+    report.skipped += [f"{link}: a symbolic link, not followed" for link in links]
+    for folder in folders:
+        if folder.name not in indexed:
+            _rebuild(store, folder, report, replace=folder.name in damaged)
+    for run_id in set(damaged) - {f.name for f in folders}:
+        with store.transaction() as conn:
+            conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+        report.skipped.append(
+            f"the row {run_id!r:.80}: no run folder to rebuild it from, so it was removed from "
+            f"the index (the copy {report.kept[0]} keeps it)"
+        )
     return report
+
+
+def _rebuild(store: RunStore, folder: Path, report: RepairReport, replace: bool) -> None:
+    """Replay one folder in one transaction (replacing its unreadable row); a folder that
+    cannot be replayed leaves the index as it was and is named."""
+    try:
+        with store.transaction() as conn:
+            if replace:
+                conn.execute("DELETE FROM runs WHERE id = ?", (folder.name,))
+            problems = _replay(store, folder)
+    except REPLAY_ERRORS as error:
+        report.skipped.append(f"{folder}: {error}")
+        return
+    report.skipped += problems
+    report.rebuilt.append(folder.name)
+    if replace:
+        report.repaired.append(folder.name)
+
+
+def _stamp(db: Path) -> str:
+    """``<UTC time>``, made unique: a second repair within the same second never overwrites the
+    first's file."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    taken = {p.name for p in db.parent.glob(f"{db.name}.corrupt-{stamp}*")}
+    return stamp + (f"-{len(taken) + 1}" if taken else "")
 
 
 def _keep_aside(db: Path) -> list[Path]:
     """Move the index and its WAL files to ``*.corrupt-<time>`` so nothing is deleted."""
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    taken = {p.name for p in db.parent.glob(f"{db.name}.corrupt-{stamp}*")}
-    if taken:  # a second repair within the same second never overwrites the first's file
-        stamp += f"-{len(taken) + 1}"
+    stamp = _stamp(db)
     kept = []
     for suffix in SIDE_FILES:
         path = db.with_name(db.name + suffix)
@@ -111,13 +154,38 @@ def _keep_aside(db: Path) -> list[Path]:
     return kept
 
 
-def _replay(store: RunStore, folder: Path) -> None:
-    """Insert one run's row and replay its journaled epochs, findings, trials and stages."""
-    run_id = folder.name
-    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+def _copy_aside(store: RunStore) -> Path:
+    """A copy of the index as it is (SQLite's backup: consistent, WAL included), kept as
+    ``*.corrupt-<time>`` before repair replaces or removes rows it cannot read."""
+    target = store.db_path.with_name(f"{DB_NAME}.corrupt-{_stamp(store.db_path)}")
+    copy = sqlite3.connect(target)
+    try:
+        with store._connect() as conn:
+            conn.backup(copy)
+    finally:
+        copy.close()
+    return target
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        config = json.loads(journal.read_text(path, CONFIG_BYTES))
+    except (ValueError, RecursionError) as error:
+        raise ValueError(f"{path} cannot be read ({str(error)[:120]})") from None
     if not isinstance(config, dict):
-        raise ValueError("config.json does not hold an object")
-    events = store.events(run_id)
+        raise ValueError(f"{path} does not hold an object")
+    return config
+
+
+def _replay(store: RunStore, folder: Path) -> list[str]:
+    """Insert one run's row and replay its journaled epochs, findings, trials and stages; the
+    journal lines skipped, each named."""
+    run_id = folder.name
+    config_path, events_path = folder / ARTIFACTS["config"], folder / ARTIFACTS["events"]
+    config = _read_config(config_path)
+    events, problems = [], []
+    if os.path.lexists(events_path):
+        events, problems = journal.parse(journal.read_text(events_path), events_path)
     created = next((e for e in events if e.get("event") == "created"), {})
     kind = created.get("kind") or ("search" if "backbones" in config else "train")
     label = (
@@ -125,9 +193,7 @@ def _replay(store: RunStore, folder: Path) -> None:
         or "+".join(config.get("backbones") or [])
         or config.get("backbone", kind)
     )
-    created_at = created.get("created_at") or (
-        events[0]["time"] if events else _mtime(folder / "config.json")
-    )
+    created_at = created.get("created_at") or (events[0]["time"] if events else _mtime(config_path))
     status, pid, summary, error = _last_status(events, created.get("pid"))
     updated_at = events[-1]["time"] if events else created_at
     with store._connect(write=True) as conn:
@@ -144,8 +210,8 @@ def _replay(store: RunStore, folder: Path) -> None:
                 updated_at,
                 updated_at,
                 pid,
-                created.get("fingerprint", ""),
-                created.get("dataset", str(config.get("data", ""))),
+                created.get("fingerprint") or "",
+                created.get("dataset") or str(config.get("data", "")),
                 _dumps(config),
                 _dumps(summary) if summary is not None else None,
                 error,
@@ -157,6 +223,7 @@ def _replay(store: RunStore, folder: Path) -> None:
         conn.execute(
             "UPDATE runs SET updated_at = ?1, heartbeat_at = ?1 WHERE id = ?2", (updated_at, run_id)
         )
+    return problems
 
 
 def _last_status(events: list[dict], pid: int | None) -> tuple[str, Any, Any, Any]:
@@ -189,4 +256,4 @@ def _replay_event(store: RunStore, run_id: str, event: dict) -> None:
 
 
 def _mtime(path: Path) -> str:
-    return datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat(timespec="microseconds")
+    return datetime.fromtimestamp(path.lstat().st_mtime, UTC).isoformat(timespec="microseconds")

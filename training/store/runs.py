@@ -32,16 +32,18 @@ from training.errors import (
     TrainingDiverged,
     WriteError,
 )
+from training.store import journal
 from training.store.database import Database, _dumps, _now
+from training.store.job_env import job_id_from_env as _job_id
+from training.store.journal import KINDS, STATUSES
 from training.store.layout import ARTIFACTS, Layout
+from training.store.rows import REPAIR_ROWS, check_run, unreadable_message
 
 # A running run whose heartbeat is older than this is treated as dead: jobs heartbeat at least
 # every epoch and from long epochs' batch callbacks, so five minutes of silence means a crash, a
 # killed container or a machine that went away (where the pid check cannot see).
 STALE_AFTER_S = 300.0
 
-KINDS = ("train", "search", "check")
-STATUSES = ("running", "completed", "failed", "interrupted", "cancelled")
 PLAIN_FIELDS = ("id", "kind", "label", "status", "created_at", "updated_at", "heartbeat_at", "pid")
 PLAIN_FIELDS += ("fingerprint", "dataset", "error")
 _LIST_HINT = "`python -m training runs list` shows all runs."
@@ -92,13 +94,6 @@ def pid_alive(pid: int | None) -> bool:
     return True
 
 
-def _job_id() -> int | None:
-    """The app's job this process runs for (``BABYSITTER_JOB_ID``, set by training/jobs.py), so
-    the job-to-run link is written by the run, never guessed."""
-    raw = os.environ.get("BABYSITTER_JOB_ID", "")
-    return int(raw) if raw.isdigit() else None
-
-
 def shown_status(run: Run) -> str:
     """The status a user is shown: a 'running' run whose process is gone (``kill -9``, a crash,
     a reboot) was interrupted, and ``list``, ``show``, ``--json`` and the app all say so. A live
@@ -126,21 +121,23 @@ class RunStore(Database, Layout):
     """
 
     def _run_from_row(self, row: sqlite3.Row) -> Run:
-        """A row as a Run; a damaged row (bad JSON, an id that is not a run id) is refused
-        with its id named, never read into a path."""
+        """A row as a Run; a damaged row (bad JSON, an id that is not a run id, a value no page
+        can show) is refused with its id named, never read into a path."""
         plain = {k: row[k] for k in PLAIN_FIELDS}
         try:
             summary = row["summary_json"]
-            return Run(
+            run = Run(
                 **plain,
                 config=json.loads(row["config_json"]),
                 summary=json.loads(summary) if summary is not None else None,
                 path=self.run_dir(row["id"]),
             )
-        except (ValueError, TypeError, RunNotFoundError) as error:
+            check_run(run)
+            return run
+        except (ValueError, TypeError, RecursionError, RunNotFoundError) as error:
             raise RunNotFoundError(
-                f"the row {row['id']!r} in {self.db_path} cannot be read ({error}); its run "
-                "folder, if any, is untouched"
+                f"the row {row['id']!r:.80} in {self.db_path} cannot be read ({error}); its run "
+                f"folder, if any, is untouched: {REPAIR_ROWS} to rebuild the row from it"
             ) from None
 
     def _require(self, conn: sqlite3.Connection, run_id: str) -> sqlite3.Row:
@@ -237,19 +234,33 @@ class RunStore(Database, Layout):
             "(?1 IS NULL OR kind = ?1) AND (?2 IS NULL OR status = ?2)", (kind, status)
         )
 
-    def _select_runs(self, where: str, params: tuple) -> list[Run]:
-        """Runs matching an SQL condition, newest first."""
+    def _read_runs(self, where: str, params: tuple) -> tuple[list[Run], list[str]]:
+        """Runs matching an SQL condition, newest first, and the ids of rows that could not be
+        read: one bad row never hides the others."""
         with self._connect() as conn:
             rows = conn.execute(
                 f"SELECT * FROM runs WHERE {where} ORDER BY created_at DESC, id DESC", params
             ).fetchall()
-        runs = []
+        runs, unreadable = [], []
         for row in rows:
             try:
                 runs.append(self._run_from_row(row))
-            except RunNotFoundError as damaged:  # one bad row never hides the others
-                print(f"warning: skipped a run: {damaged}", file=sys.stderr)
+            except RunNotFoundError:
+                unreadable.append(row["id"])
+        return runs, unreadable
+
+    def _select_runs(self, where: str, params: tuple) -> list[Run]:
+        """Runs matching an SQL condition, newest first; skipped rows said on stderr (the CLI's
+        listings; the app's pages say it with ``unreadable_runs``)."""
+        runs, unreadable = self._read_runs(where, params)
+        if unreadable:
+            print(f"warning: {unreadable_message(unreadable, self.db_path)}", file=sys.stderr)
         return runs
+
+    def unreadable_runs(self) -> list[str]:
+        """Ids of the index's rows that cannot be read, newest first (``runs repair`` rebuilds
+        them from their folders)."""
+        return self._read_runs("1", ())[1]
 
     def find_resumable(
         self, kind: str, fingerprint: str, stale_after_s: float = STALE_AFTER_S
@@ -447,13 +458,11 @@ class RunStore(Database, Layout):
             self.append_event(run_id, {"event": event, **fields})
 
     def events(self, run_id: str) -> list[dict[str, Any]]:
-        """The run's events, oldest first; a line torn by a crash is skipped, not fatal."""
+        """The run's events, oldest first; a line torn by a crash or that is not an object is
+        skipped, and a journal that is a link or not a file reads as none, never fatal."""
         path = self.artifact(run_id, "events")
         if not path.exists():
             return []
-        out = []
-        for line in path.read_text(encoding="utf-8").splitlines():
-            with contextlib.suppress(json.JSONDecodeError):
-                if line.strip():
-                    out.append(json.loads(line))
-        return out
+        with contextlib.suppress(journal.UnreadableFile):
+            return journal.parse(journal.read_text(path), path, checked=False)[0]
+        return []

@@ -11,9 +11,8 @@ import json
 from typing import Any
 
 from training.store.database import _dumps, _now
+from training.store.journal import TRIAL_STATUSES
 from training.store.runs import RunStore
-
-TRIAL_STATUSES = ("completed", "failed", "invalid")
 
 
 def record_trial(
