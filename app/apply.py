@@ -16,10 +16,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from app.launch import command_line, flags
+from app.launch import command_line
 from training.babysit.advice import field_name, fresh_action, render, shown
 from training.config import TrainConfig
 from training.errors import ConfigError
+from training.fields import to_argv
 from tuner.config import SearchConfig
 from tuner.overrides import parse_overrides
 from tuner.space import HYPERPARAMETERS, default_space, spec
@@ -80,8 +81,7 @@ def _train_again(config: Mapping[str, Any], action: Mapping[str, Any], origin: s
         raise ConfigError(f"a train run has no single value {param} to set")
     values = {k: v for k, v in config.items() if k in fields}
     new = TrainConfig(**{**values, param: to, "origin": origin})
-    args = ["training", "train", new.data, "--backbone", new.backbone]
-    args += flags(new, always=(param,))
+    args = ["training", "train", *to_argv(new, always=(param,))]
     button = f"Train again with {field_name(param)} {shown(to)}"
     return Applied(args, render(action, style="app"), origin, button)
 
@@ -112,8 +112,8 @@ def _search_again(
         raise ConfigError(f"a search has no {param} to change")
     new = SearchConfig(**{**values, "origin": origin})
     parse_overrides(new.space)
-    args = ["tuner", "search", new.data, "--backbone", ",".join(new.backbones)]
-    args += flags(new, always=("trials", "stages", "epochs_head", "epochs_finetune", "top_k"))
+    always = ("trials", "stages", "epochs_head", "epochs_finetune", "top_k")
+    args = ["tuner", "search", *to_argv(new, always=always)]
     return Applied(args, label, origin, "Search again with this change")
 
 

@@ -31,11 +31,6 @@ STATUS_ICON = {
     "warn": ":material/warning:",
     "fail": ":material/error:",
 }
-FOLDERS_FILE = "folders.json"
-NAMES_FILE = "names.json"
-"""Uploads' names as their users gave them, by dataset root (``remember_upload``)."""
-FORGOTTEN_FILE = "forgotten.json"
-"""Datasets left out of the pickers whose files stay (``forget_dataset``)."""
 
 
 def store() -> RunStore:
@@ -255,7 +250,7 @@ def has_results(run: Run) -> bool:
 
 
 def _folders_path(s: RunStore) -> Path:
-    return s.datasets_dir() / FOLDERS_FILE
+    return s.dataset_list_file("folders")
 
 
 def _read_json(path: Path, default: Any) -> Any:
@@ -296,25 +291,25 @@ def remember_upload(s: RunStore, root: str, name: str) -> None:
     by a hash of the archive. Uploading it again undoes an earlier Forget."""
     names = dataset_names(s)
     names[root] = name
-    _write_json(s.datasets_dir() / NAMES_FILE, names)
+    _write_json(s.dataset_list_file("names"), names)
     _set_forgotten(s, root, False)
 
 
 def dataset_names(s: RunStore) -> dict[str, str]:
     """The uploads' names by dataset root (what :func:`remember_upload` wrote)."""
-    return {str(k): str(v) for k, v in _read_json(s.datasets_dir() / NAMES_FILE, {}).items()}
+    return {str(k): str(v) for k, v in _read_json(s.dataset_list_file("names"), {}).items()}
 
 
 def forgotten_datasets(s: RunStore) -> set[str]:
     """Datasets left out of the pickers although a run trained on them (the runs stay)."""
-    return {str(p) for p in _read_json(s.datasets_dir() / FORGOTTEN_FILE, [])}
+    return {str(p) for p in _read_json(s.dataset_list_file("forgotten"), [])}
 
 
 def _set_forgotten(s: RunStore, path: str, forgotten: bool) -> None:
     listed = forgotten_datasets(s)
     if (path in listed) != forgotten:
         changed = listed | {path} if forgotten else listed - {path}
-        _write_json(s.datasets_dir() / FORGOTTEN_FILE, sorted(changed))
+        _write_json(s.dataset_list_file("forgotten"), sorted(changed))
 
 
 def forget_dataset(s: RunStore, path: str) -> None:
@@ -347,7 +342,7 @@ def delete_unpacked(s: RunStore, path: str) -> bool:
     (top / COMPLETE_MARKER).unlink()  # first: a copy half deleted is no longer listed
     shutil.rmtree(top, ignore_errors=True)
     names = {k: v for k, v in dataset_names(s).items() if not Path(k).is_relative_to(top)}
-    _write_json(s.datasets_dir() / NAMES_FILE, names)
+    _write_json(s.dataset_list_file("names"), names)
     return True
 
 

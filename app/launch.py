@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from training.atomic import write_text
-from training.config import FieldError, TrainConfig
+from training.config import FieldError
 from training.errors import BabysitterError, ConfigError
+from training.fields import to_argv
+from training.store import Layout
 from tuner.config import SearchConfig
 from tuner.space import Range
 
-LAST_FILE = "last_launch.json"
 # The form's words for each config field it sets (what a message about that field must say).
 LABELS = {
     "backbones": "Backbones",
@@ -73,35 +74,18 @@ def search_args(config: SearchConfig) -> list[str]:
     """``tuner search DATA --backbone A,B …`` (``python -m`` is added by the job).
 
     The form's fields are always written, the rest only when not the default, so the command
-    shown is complete and parses back into this exact config.
+    shown is complete and parses back into this exact config (``training.fields.to_argv``).
     """
-    head = ["tuner", "search", config.data, "--backbone", ",".join(config.backbones)]
-    return head + flags(config, always=FORM_FIELDS)
+    return ["tuner", "search", *to_argv(config, always=FORM_FIELDS)]
 
 
 def check_args(config: SearchConfig) -> list[str]:
-    """``training check DATA --backbone FIRST …``: the sanity gate on the first backbone."""
-    train = config.train_config(config.backbones[0])
-    head = ["training", "check", train.data, "--backbone", train.backbone]
-    return head + flags(train, always=CHECK_FIELDS[:3], only=CHECK_FIELDS)
-
-
-def flags(
-    config: SearchConfig | TrainConfig, always: tuple[str, ...], only: tuple[str, ...] = ()
-) -> list[str]:
-    out: list[str] = []
-    for field in dataclasses.fields(config):
-        name = field.name
-        if name in ("data", "backbones", "backbone") or (only and name not in only):
-            continue
-        value = getattr(config, name)
-        default = field.default_factory() if callable(field.default_factory) else field.default
-        if value is None or (name not in always and value == default):
-            continue
-        flag = "--" + name.replace("_", "-")
-        for item in value if isinstance(value, list) else [value]:
-            out += [flag, str(item)]
-    return out
+    """``training check DATA --backbone FIRST … --lr auto``: the sanity gate on the first
+    backbone. The search samples its rate inside the window the gate measures, so the gate
+    judges that window (``--lr auto``), not a single rate the search will never use."""
+    train = config.train_config(config.backbones[0], lr="auto")
+    only = ("backbone", "lr", *CHECK_FIELDS)
+    return ["training", "check", *to_argv(train, always=("backbone", *CHECK_FIELDS[:3]), only=only)]
 
 
 def command_line(args: list[str]) -> str:
@@ -117,7 +101,7 @@ def submission_key(args: list[str], token: str) -> str:
 def save_last(home: Path, config: SearchConfig) -> None:
     """Keep the launched settings as the next session's defaults (best effort)."""
     with contextlib.suppress(BabysitterError):  # the job is started: a lost default is no error
-        write_text(home / LAST_FILE, json.dumps(config.to_dict(), indent=1) + "\n")
+        write_text(Layout(home).last_launch_file(), json.dumps(config.to_dict(), indent=1) + "\n")
 
 
 RANGE_KNOBS = (
@@ -165,7 +149,7 @@ def load_last(home: Path) -> dict[str, Any]:
     """The last launched settings that still make a valid config (else nothing): dataset and
     the form's fields."""
     try:
-        values = json.loads((home / LAST_FILE).read_text(encoding="utf-8"))
+        values = json.loads(Layout(home).last_launch_file().read_text(encoding="utf-8"))
         config = SearchConfig(**values)
     except (OSError, ValueError, TypeError, ConfigError):
         return {}

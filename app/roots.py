@@ -17,6 +17,8 @@ import os
 import sys
 from pathlib import Path
 
+from training.store import Layout
+
 ENV = "BABYSITTER_DATA_ROOTS"
 SYSTEM_FOLDERS = ("/etc", "/root", "/proc", "/sys", "/dev", "/bin", "/usr", "/boot", "/var")
 """Never a root themselves; they hold configuration, secrets or programs, not datasets."""
@@ -53,7 +55,7 @@ def roots_problem(home: Path) -> str | None:
 def _parse(home: Path) -> tuple[list[Path], list[tuple[str, str]]]:
     """The allowed roots, and each refused entry of ``BABYSITTER_DATA_ROOTS`` with why."""
     raw = os.environ.get(ENV, "")
-    roots = [Path(home / "datasets").expanduser().resolve()]
+    roots = [Layout(home).datasets_dir().resolve()]
     refused: list[tuple[str, str]] = []
     for given in (p.strip() for p in raw.split(os.pathsep) if p.strip()):
         why = _why_refused(given)

@@ -3,9 +3,9 @@
 The app reads ``$BABYSITTER_HOME`` through ``training.store`` and starts work only through the CLI,
 as detached jobs (``training.jobs``); it never trains in-process and imports no Keras at start,
 so the server's health endpoint is up in seconds. Start it with ``babysitter app`` once installed
-(``pip install .``), or ``python -m streamlit run app/streamlit_app.py`` from the project folder:
-``python -m`` puts the working folder on the import path, so ``training`` is found there. Its
-Streamlit settings are ``.streamlit/config.toml`` beside this file.
+(``pip install ".[app]"``), or ``python -m streamlit run app/streamlit_app.py`` from the project
+folder: ``python -m`` puts the working folder on the import path, so ``training`` is found
+there. Its Streamlit settings are ``.streamlit/config.toml`` beside this file.
 """
 
 from __future__ import annotations

@@ -30,9 +30,9 @@ from training.atomic import atomic_path
 from training.errors import ConfigError
 from training.model.backbones import WEIGHT_SUFFIXES, BackboneSpec
 from training.model.weights_file import StoredWeights, WeightsFileError, check_layout, read_weights
+from training.store import Layout
 
 CONNECT_TIMEOUT_S = 2.0
-UPLOADS = "weights"
 LAYOUTS = "weights-layouts"  # under the home's cache: what each backbone asks a file for
 LAYOUT_TIMEOUT_S = 600  # building the largest backbone once, on a slow machine
 # The code the app runs, from a project folder or an installed package (``python -m`` looks here).
@@ -120,7 +120,7 @@ def imagenet_problem(
 
 
 def uploads_dir(home: Path) -> Path:
-    return home / UPLOADS
+    return Layout(home).weights_uploads_dir()
 
 
 def save_upload(home: Path, name: str, data: bytes) -> Path:

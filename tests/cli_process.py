@@ -28,3 +28,9 @@ def run_cli(*args: str, home: Path, timeout: float = 300) -> subprocess.Complete
         cwd=ROOT,
         timeout=timeout,
     )
+
+
+def run_python(code: str) -> subprocess.CompletedProcess:
+    """``python -c code`` in the project folder, in a fresh interpreter (what is imported at
+    start, and what is missing, is then the code's own)."""
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)

@@ -60,7 +60,7 @@ def fake_job(store: RunStore, args: list[str], status: str, run_id=None, log="",
     log_path = folder / f"{len(list(folder.iterdir()))}.log"
     log_path.write_text(log)
     now = "2026-12-01T10:00:00+00:00"
-    with store._connect(write=True) as conn:
+    with store.connect(write=True) as conn:
         cur = conn.execute(
             "INSERT INTO jobs (run_id, kind, command_json, status, log_path, created_at,"
             " updated_at, exit_code) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

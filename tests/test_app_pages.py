@@ -30,7 +30,9 @@ from training import jobs
 from training.store import RunStore
 
 pytestmark = pytest.mark.slow  # the module's store is made by real (tiny) training runs
-TINY = ["--weights", "none", "--image-size", "32", "--batch-size", "8"]
+TINY = ["--weights", "none", "--image-size", "32", "--batch-size", "8", "--seed", "0"]
+"""Seeded: the same runs every time. Their findings fail (8 images a class is too few), which a
+train or search reports and still exits 0: only an error (a diverged loss, a refused flag) is 1."""
 
 
 @pytest.fixture(scope="module")
@@ -55,10 +57,11 @@ def made(tmp_path_factory):
             text=True,
             timeout=600,
         )
-        assert done.returncode in (0, 1), done.stderr[-3000:]
+        assert done.returncode == 0, (done.stdout[-2000:], done.stderr[-3000:])
     store = RunStore(home)
-    search = store.list_runs(kind="search")[0]
+    (search,) = store.list_runs(kind="search")
     train = next(r for r in store.list_runs(kind="train") if r.config.get("epochs_finetune") == 1)
+    assert (search.status, train.status) == ("completed", "completed")
     yield {"home": home, "data": data, "base": base, "search": search, "train": train}
     for job in jobs.list_jobs(store, status="running"):  # a failed test leaves no process behind
         jobs.cancel(store, job.id, grace_s=5)

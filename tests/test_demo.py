@@ -38,10 +38,19 @@ def test_layout_counts_sizes_and_modes(tmp_path):
     assert (marker["per_class"], marker["size"], marker["seed"]) == (5, 32, 0)
 
 
-def test_default_is_four_by_forty_at_48px_and_cheap(tmp_path):
-    start = time.perf_counter()
+def test_default_is_four_by_forty_at_48px_and_cheap(tmp_path, monkeypatch):
+    """Cheap by construction, not by a clock: one 48 px drawing per file, none when it exists."""
+    drawn: list[int] = []
+    draw = demo.draw_demo_image
+
+    def counted(class_name: str, size: int, rng: np.random.Generator) -> Image.Image:
+        drawn.append(size)
+        return draw(class_name, size, rng)
+
+    monkeypatch.setattr(demo, "draw_demo_image", counted)
     root = make_demo_dataset(tmp_path / "demo")
-    assert time.perf_counter() - start < 2.0
+    assert drawn == [48] * (40 * len(CLASSES))
+    assert make_demo_dataset(tmp_path / "demo") == root and len(drawn) == 40 * len(CLASSES)
     assert len(list(root.rglob("*.png"))) == 40 * len(CLASSES)
     with Image.open(root / CLASSES[0] / "0000.png") as img:
         assert img.size == (48, 48)

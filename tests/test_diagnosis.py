@@ -8,8 +8,11 @@ import pytest
 
 from tests.cli_process import run_cli
 from tests.imagegen import make_mixed_folder
+from tests.test_lr_range import RATES, u_curve
 from training.babysit.diagnosis import format_diagnosis, reconcile
 from training.babysit.findings import Finding, format_findings, worst_status
+from training.babysit.lr_range import analyse_sweep
+from training.babysit.scores import underfitting
 
 SETTINGS = {"weights": "none", "image_size": 64, "l2": 0.06, "lr": 0.01, "epochs_finetune": 3}
 
@@ -201,3 +204,26 @@ def test_check_json_names_labels_only_when_it_can_judge_them(
         assert diagnosis["cause"] == "wrong_labels" and "Wrong labels" in diagnosis["sentence"]
         text = run_cli(*args, home=babysitter_home).stdout
         assert "Labels worth a second look" in text and "Diagnosis: Wrong labels" in text
+
+
+def test_an_underfit_head_below_the_rate_window_is_the_rates_doing_not_capacitys():
+    settings = {"weights": "imagenet", "lr": 1e-6, "l2": 0.0, "dropout": 0.2, "head_units": 0}
+    summary = {"train": {"accuracy": 0.69}, "val": {"accuracy": 0.68}}
+    under = underfitting(summary, 2, {**settings, "epochs_finetune": 0})
+    assert under.status == "warn" and "Add capacity" in under.advice
+    slow = analyse_sweep(RATES, u_curve(), rate=1e-6)  # the loss falls over about [2e-5, 1.5e-2]
+    findings, diagnosis = reconcile([under, slow], settings)
+    assert diagnosis["cause"] == "rate_below_window" and diagnosis["check"] == "lr_range"
+    assert diagnosis["sentence"].startswith("Learning rate too low: the head's rate 1e-06")
+    assert diagnosis["actions"] == [f"--lr {slow.action['to']:g}"]
+    assert diagnosis["explains"] == ["underfitting"]
+    assert findings[0].status == "ok" and findings[0].action is None  # no "add capacity"
+    assert findings[0].advice.startswith("Explained by lr_range")
+    # Inside the window the rate is not the cause: capacity is.
+    inside = analyse_sweep(RATES, u_curve(), rate=1e-3)
+    _, diagnosis = reconcile([under, inside], {**settings, "lr": 1e-3})
+    assert diagnosis["check"] == "underfitting"
+    # A fine-tuning finding is not the head rate's doing.
+    curve = Finding("loss_curve", "warn", "flat", "", "Flat.", {"phase": "finetune"})
+    _, diagnosis = reconcile([curve, slow], settings)
+    assert diagnosis["cause"] == "finding"

@@ -29,7 +29,10 @@ def colours(tmp_path):
 
 @pytest.mark.core
 def test_the_gate_passes_a_healthy_dataset_and_stores_a_check_run(colours):
-    config = TrainConfig(data=str(colours), backbone="VGG16", weights="none", image_size=32)
+    # A head rate inside the window: random VGG16 features put the default 1e-3 below it.
+    config = TrainConfig(
+        data=str(colours), backbone="VGG16", weights="none", image_size=32, lr=1e-2
+    )
     result = run_gate(config, echo=lambda m: None, verbose=0)
     checks = [f["check"] for f in result.findings]
     assert checks[-5:] == GATE  # in CS231n's order, after the audit's findings
@@ -39,7 +42,7 @@ def test_the_gate_passes_a_healthy_dataset_and_stores_a_check_run(colours):
     assert result.status == "warn"
     lr_range = result.findings[-2]
     low, high = lr_range["action"]["low"], lr_range["action"]["high"]
-    assert 0 < low < high
+    assert 0 < low <= 1e-2 <= high and lr_range["evidence"]["rate"] == 1e-2
     store = RunStore()
     run = store.get_run(result.run_id)
     assert (run.kind, run.status) == ("check", "completed")

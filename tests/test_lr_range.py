@@ -9,6 +9,9 @@ import numpy as np
 import pytest
 
 from training.babysit.lr_range import analyse_sweep, smooth, sweep_learning_rates
+from training.config import TrainConfig
+from training.fit.lr_auto import sweep_finding
+from training.model.classifier import build_head
 
 RATES = np.geomspace(1e-7, 10, 100)
 
@@ -115,3 +118,64 @@ def test_real_sweep_on_separable_features_finds_a_window_and_stops_on_explosion(
     assert 1e-4 < low < high < 1e3
     if finding.evidence["explodes_at"] is not None:
         assert len(rates) < 80  # the sweep stopped where the loss exploded
+
+
+def test_a_rate_inside_the_window_stays_ok_and_one_outside_warns_with_a_move():
+    inside = analyse_sweep(RATES, u_curve(), rate=1e-3)
+    assert inside.status == "ok" and inside.action["op"] == "narrow"
+    assert inside.evidence["rate"] == 1e-3
+    low, high = inside.evidence["suggested"]
+    floor = inside.evidence["moves_from"]  # where the loss starts to fall: slow, but it trains
+    assert floor < low and analyse_sweep(RATES, u_curve(), rate=floor * 1.1).status == "ok"
+    to = inside.evidence["suggested_rate"]
+    assert low <= to <= high and to == float(f"{to:.1g}")  # one digit: 0.007, not 0.0071
+    for rate, op, side in ((1e-6, "raise", "below"), (0.5, "lower", "above")):
+        outside = analyse_sweep(RATES, u_curve(), rate=rate)
+        assert outside.status == "warn"
+        assert outside.action == {"op": op, "param": "lr", "from": rate, "to": to}
+        falls = f"[{floor:.1e}, {high:.1e}] where the loss falls"
+        assert outside.measured.startswith(f"lr {rate:.1e} {side} {falls}; search window [")
+        assert f"head rate {rate:g} is {side} the range {falls}" in outside.advice
+        assert f"--lr {to:g}" in outside.advice
+        assert outside.evidence["suggested"] == [low, high]  # the search's window is kept
+
+
+def scaled_features(scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """256 non-negative features (like pooled ones), 8 of them per class raised by 1, × scale."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 600)
+    means = np.zeros((3, 256))
+    for c in range(3):
+        means[c, c * 8 : (c + 1) * 8] = 1.0
+    return (scale * (np.abs(rng.normal(0, 1, (600, 256))) + means[y])).astype("float32"), y
+
+
+def head_accuracy(x: np.ndarray, y: np.ndarray, lr: float, epochs: int = 3) -> float:
+    head = build_head(x.shape[1], 3, dropout=0.0, l2=0.0, head_units=0, seed=0)
+    head.compile(
+        optimizer=keras.optimizers.Adam(lr),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return head.fit(x, y, epochs=epochs, batch_size=32, verbose=0).history["accuracy"][-1]
+
+
+def test_features_scaled_down_put_the_default_rate_below_the_window_and_the_move_trains():
+    """Pooled features 0.03× as large (as a backbone pretrained on other photos gives) need a
+    rate ~30× higher: the default 1e-3 then sits below the window, and the action's rate trains
+    the head where the default barely moves it."""
+    config = TrainConfig(data="unused", backbone="VGG16")  # the default --lr 1e-3
+    base = sweep_finding(*scaled_features(3.0), 3, config)
+    assert base.action["op"] == "narrow"  # 1e-3 inside this window: nothing to move
+    x, y = scaled_features(3.0 * 0.03)
+    finding = sweep_finding(x, y, 3, config)
+    assert finding.status == "warn" and finding.action["op"] == "raise"
+    low, high = finding.evidence["suggested"]
+    assert finding.action == {"op": "raise", "param": "lr", "from": 1e-3, "to": pytest.approx(
+        finding.evidence["suggested_rate"])}  # fmt: skip
+    to = finding.action["to"]
+    assert 1e-3 < low <= to <= high
+    assert 10 < to / base.evidence["suggested_rate"] < 100  # the window moved ~30× up
+    assert f"below [{finding.evidence['moves_from']:.1e}, {high:.1e}]" in finding.measured
+    assert finding.evidence["moves_from"] > 1e-2  # the default is far below where it falls
+    assert head_accuracy(x, y, to) > max(0.9, head_accuracy(x, y, 1e-3) + 0.3)

@@ -4,6 +4,8 @@ in a fresh virtual environment and run from outside the checkout, imports its ow
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata
 import json
 import os
 import shutil
@@ -19,7 +21,9 @@ import zipfile
 from pathlib import Path
 
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
+from tests.cli_process import run_python
 from tests.imagegen import class_image
 from tests.test_predict_export import tiny_model
 
@@ -31,17 +35,132 @@ PIP = (sys.executable, "-m", "pip", "-q")
 HEADLESS = ("--server.headless", "true", "--server.fileWatcherType", "none")
 
 
-def test_the_pinned_requirements_lie_inside_the_declared_dependencies():
-    """requirements.txt (what CI and the image install) and the package's dependencies name the
-    same distributions, and every pin satisfies the declared range."""
+def declared() -> dict[str, dict]:
+    """pyproject's requirements by group: ``core`` (the dependencies) and each extra, as
+    {canonical name: specifier}; an extra's own ``babysitter[…]`` entry is left out."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    declared = {r.name: r.specifier for r in map(Requirement, project["dependencies"])}
-    lines = (ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines()
-    pins = [Requirement(line) for line in (x.split("#")[0].strip() for x in lines) if line]
-    assert {pin.name for pin in pins} == set(declared)
-    for pin in pins:
-        (version,) = (spec.version for spec in pin.specifier)
-        assert version in declared[pin.name], f"{pin} is outside {declared[pin.name]}"
+    groups = {"core": project["dependencies"], **project["optional-dependencies"]}
+    return {
+        group: {
+            canonicalize_name(r.name): r.specifier
+            for r in map(Requirement, requirements)
+            if r.name != "babysitter"
+        }
+        for group, requirements in groups.items()
+    }
+
+
+def pins(name: str) -> list[Requirement]:
+    lines = (ROOT / name).read_text(encoding="utf-8").splitlines()
+    kept = (x.split("#")[0].strip() for x in lines)
+    return [Requirement(line) for line in kept if line and not line.startswith("-r")]
+
+
+def test_the_pinned_requirements_lie_inside_the_declared_dependencies():
+    """requirements.txt (what CI and the image install: the core and the app) and
+    requirements-dev.txt (the jax and dev extras) name the same distributions as pyproject.toml,
+    and every pin satisfies the declared range."""
+    groups = declared()
+    for name, names in (
+        ("requirements.txt", ("core", "app")),
+        ("requirements-dev.txt", ("jax", "dev")),
+    ):
+        ranges = {k: v for group in names for k, v in groups[group].items()}
+        pinned = pins(name)
+        assert {canonicalize_name(pin.name) for pin in pinned} == set(ranges), name
+        for pin in pinned:
+            (version,) = (spec.version for spec in pin.specifier)
+            assert version in ranges[canonicalize_name(pin.name)], f"{pin} is outside its range"
+    dev = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert "babysitter[app,jax]" in dev["optional-dependencies"]["dev"]
+
+
+def imported_distributions(folder: Path) -> dict[str, set[str]]:
+    """Every distribution the code under ``folder`` imports (top level or inside a function),
+    canonical name → the files importing it; the standard library and our packages left out."""
+    ours = {*PACKAGES, "tests", "bench"}
+    owners = importlib.metadata.packages_distributions()
+    found: dict[str, set[str]] = {}
+    for path in sorted(folder.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                tops = [a.name.split(".")[0] for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                tops = [node.module.split(".")[0]]
+            else:
+                continue
+            for top in tops:
+                if top in sys.stdlib_module_names or top in ours:
+                    continue
+                assert top in owners, f"{path}: {top} is imported but no distribution has it"
+                for owner in owners[top]:
+                    found.setdefault(canonicalize_name(owner), set()).add(path.name)
+    return found
+
+
+# Imports of an extra's distribution from code that runs without it: the file, what it imports,
+# and what happens when it is missing.
+OPTIONAL_IMPORTS = {
+    ("entry.py", "streamlit"): "`babysitter app` says to install the [app] extra",
+}
+
+
+def test_every_import_is_declared():
+    """What training and tuner import is a core dependency (JAX: the jax extra, the second
+    backend); what the app imports is core or the app extra; the tests' is any group."""
+    groups = declared()
+    allowed = {
+        "training": ("core", "jax"),
+        "tuner": ("core",),
+        "app": ("core", "app"),
+        "tests": ("core", "app", "jax", "dev"),
+    }
+    missing = []
+    for folder, names in allowed.items():
+        ok = {name for group in names for name in groups[group]}
+        for distribution, files in imported_distributions(ROOT / folder).items():
+            unguarded = {f for f in files if (f, distribution) not in OPTIONAL_IMPORTS}
+            if unguarded and distribution not in ok:
+                missing.append(f"{folder}/ imports {distribution} ({', '.join(sorted(files))})")
+    assert not missing, "not declared in pyproject.toml for them:\n" + "\n".join(missing)
+
+
+def test_the_core_runs_without_the_web_app():
+    """Without Streamlit, altair and pandas (no [app] extra), the CLI and ``load_model`` import
+    and ``babysitter app`` says what to install instead of a traceback."""
+    code = (
+        "import sys\n"
+        "for name in ('streamlit', 'altair', 'pandas'): sys.modules[name] = None\n"
+        "from training import TrainedModel, load_model\n"
+        "import training.api, training.cli.commands, tuner.commands\n"
+        "from tuner.entry import main\n"
+        "sys.exit(main(['app']))\n"
+    )
+    done = run_python(code)
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert 'pip install "babysitter[app]"' in done.stderr and "Traceback" not in done.stderr
+
+
+def test_one_version_and_one_table_of_commands():
+    """``--version`` says ``training.__version__`` (pyproject reads it too); ``babysitter`` lists
+    the training CLI's own table of commands, each of which has a function to run."""
+    from training import __version__
+    from training.cli import commands, parser
+    from tuner import cli as tuner_cli
+    from tuner import entry
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert project["project"]["dynamic"] == ["version"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "training.__version__"}
+    for argv in (["-m", "training", "--version"], ["-c", "from tuner.entry import main; main()"]):
+        extra = ["--version"] if argv[0] == "-c" else []
+        done = subprocess.run(
+            [sys.executable, *argv, *extra], cwd=ROOT, capture_output=True, text=True
+        )
+        assert done.returncode == 0 and done.stdout.split()[-1] == __version__, done
+    assert set(parser.SUBCOMMANDS) == set(commands.COMMANDS)
+    assert set(entry.commands()) == {*parser.SUBCOMMANDS, "search", "app"}
+    assert entry.SEARCH_HELP in " ".join(tuner_cli.build_parser().format_help().split())
 
 
 def build_wheel(tmp_path: Path) -> Path:
@@ -123,6 +242,10 @@ def test_an_installed_wheel_runs_outside_the_checkout(tmp_path):
         assert done.returncode == 0, done.stdout + done.stderr
         return done.stdout
 
+    from training import __version__
+
+    assert wheel.name.startswith(f"babysitter-{__version__}-")
+    assert run(str(bin_dir / "babysitter"), "--version").split() == ["babysitter", __version__]
     help_text = run(str(bin_dir / "babysitter"), "--help")
     listed = {line.split()[0] for line in help_text.splitlines() if line.startswith("    ")}
     assert listed >= set(COMMANDS), help_text

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -89,10 +90,24 @@ def test_store_from_a_newer_version_is_refused(babysitter_home):
         RunStore()
 
 
-def test_migrations_upgrade_an_empty_database(babysitter_home):
+def schema(db_path: Path) -> tuple[int, list[tuple[str, str]]]:
+    """A database's ``user_version`` and every table's, index's and trigger's SQL."""
+    with sqlite3.connect(db_path) as conn:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        sql = conn.execute("SELECT name, sql FROM sqlite_master ORDER BY name").fetchall()
+    return version, sql
+
+
+def test_migrations_upgrade_an_empty_database(babysitter_home, tmp_path):
     babysitter_home.mkdir(parents=True)
     sqlite3.connect(babysitter_home / "babysitter.sqlite").close()
-    make_run(RunStore())
+    assert schema(babysitter_home / "babysitter.sqlite") == (0, [])
+    store = RunStore()
+    upgraded = schema(store.db_path)
+    assert upgraded[0] == SCHEMA_VERSION
+    assert upgraded == schema(RunStore(tmp_path / "fresh").db_path)  # as if created new
+    run = make_run(store)
+    assert RunStore().get_run(run.id) == run
 
 
 # -- creating and finding runs -----------------------------------------------------------------

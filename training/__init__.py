@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+__version__ = "0.1.0"
+"""Babysitter's version, written only here: pyproject.toml reads it (``dynamic = ["version"]``)
+and ``babysitter --version`` prints it."""
 __all__ = ["TrainedModel", "load_model"]
 
 

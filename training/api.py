@@ -52,9 +52,7 @@ class TrainedModel:
 
     def _pixels(self, image: Any) -> np.ndarray:
         """Any accepted image as uint8 RGB at the model's size, resized the way training was."""
-        if isinstance(image, str | Path):
-            return load_rgb(image, self.image_size)
-        if not isinstance(image, Image.Image):
+        if not isinstance(image, str | Path | Image.Image):
             array = np.asarray(image)
             if array.ndim != 3 or array.shape[-1] != 3:
                 raise ValueError(
@@ -62,9 +60,7 @@ class TrainedModel:
                     f"Received: an array of shape {array.shape}"
                 )
             image = Image.fromarray(array.astype(np.uint8))
-        size = (self.image_size, self.image_size)
-        resized = image.convert("RGB").resize(size, Image.Resampling.BILINEAR)
-        return np.asarray(resized, dtype=np.uint8)
+        return load_rgb(image, self.image_size)  # a PIL image goes through to_rgb, like a file
 
 
 def load_model(model_or_run: str | Path) -> TrainedModel:

@@ -27,6 +27,10 @@ FINGERPRINT_FREE = ("devices", "origin")
 """Fields that do not change what a run computes: a run resumed on other devices, or typed again
 without the app's ``--origin`` note, is the same run."""
 CLASS_WEIGHTS = ("none", "balanced")
+AUTO = "auto"
+"""``--lr auto``/``--finetune-lr auto``: ``train`` picks the rate by the learning-rate range test
+(see ``training.fit.lr_auto``) and stores the number it trained with."""
+RATES = ("lr", "finetune_lr")
 RUNS_ON = "how the work runs (not what it computes)"
 ORIGIN = re.compile(r"[A-Za-z0-9._-]{1,80}:[a-z0-9_]{1,40}")
 """``--origin``: a run id and a finding's check name."""
@@ -81,6 +85,12 @@ class FieldError(ConfigError):
     ):
         super().__init__(message)
         self.field, self.value, self.low, self.high, self.hint = field, value, low, high, hint
+
+
+def learning_rate(text: str) -> float | str:
+    """``--lr``/``--finetune-lr`` as typed: ``auto`` or a number (its bounds are checked with
+    the other fields'); argparse names the flag of a ValueError."""
+    return AUTO if str(text).strip().lower() == AUTO else float(text)
 
 
 @dataclass(kw_only=True)
@@ -154,8 +164,18 @@ class TrainConfig(SharedConfig):
         None,
         "top backbone blocks to train in phase 2: N or all (default 2, or all with --weights none)",
     )
-    lr: float = arg(1e-3, "phase 1 learning rate")
-    finetune_lr: float = arg(1e-4, "phase 2 learning rate")
+    lr: float | str = arg(
+        1e-3,
+        "phase 1 learning rate, or auto: where check's range test finds the loss falls fastest",
+        type=learning_rate,
+        metavar="LR",
+    )
+    finetune_lr: float | str = arg(
+        1e-4,
+        "phase 2 learning rate, or auto: a tenth of the auto phase 1 rate",
+        type=learning_rate,
+        metavar="LR",
+    )
     l2: float = arg(0.0, "L2 on the head's kernels")
     dropout: float = arg(0.2)
     head_units: int = arg(0, "hidden head layer (0: none)")
@@ -169,6 +189,9 @@ class TrainConfig(SharedConfig):
         super().__post_init__()
         if isinstance(self.unfreeze, str) and self.unfreeze != "all":
             self.unfreeze = _parse_unfreeze(self.unfreeze)
+        for name in RATES:  # "Auto" as typed in a config file
+            if str(getattr(self, name)).strip().lower() == AUTO:
+                setattr(self, name, AUTO)
         self.validate()
 
     def validate(self) -> None:
@@ -179,7 +202,8 @@ class TrainConfig(SharedConfig):
         if self.unfreeze not in (None, "all"):
             check_int("unfreeze", self.unfreeze, *BOUNDS["unfreeze"])
         for name in ("lr", "finetune_lr", "l2", "dropout", "label_smoothing"):
-            _check_float(name, getattr(self, name))
+            if getattr(self, name) != AUTO or name not in RATES:
+                _check_float(name, getattr(self, name))
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("schedule", self.schedule, SCHEDULES)
         _check_choice("class_weights", self.class_weights, CLASS_WEIGHTS)
@@ -202,6 +226,11 @@ class TrainConfig(SharedConfig):
                 0,
                 blocks,
             )
+
+    @property
+    def auto_rates(self) -> tuple[str, ...]:
+        """The learning rates still to be picked by the range test (``auto``)."""
+        return tuple(name for name in RATES if getattr(self, name) == AUTO)
 
     @property
     def pretrained(self) -> bool:

@@ -105,3 +105,39 @@ def from_args(cls: type, args: Any) -> Any:
     """``cls`` built from parsed options: every field its option set (others keep defaults)."""
     names = {f.name for f in dataclasses.fields(cls)}
     return cls(**{k: v for k, v in vars(args).items() if k in names})
+
+
+def to_argv(config: Any, always: tuple[str, ...] = (), only: tuple[str, ...] = ()) -> list[str]:
+    """The options that rebuild ``config`` through :func:`add_arguments` and :func:`from_args`
+    (the inverse of the pair): positional fields first, then each field whose value is not its
+    default (or is named in ``always``), as the parser reads it: ``--no-augment`` for a boolean
+    switched off, one ``--space`` per item of an appended list, ``--backbone A,B`` for a list
+    under a flag of its own. ``only`` limits the options to those fields (positional ones kept)."""
+    head: list[str] = []
+    out: list[str] = []
+    for field in sorted(dataclasses.fields(config), key=lambda f: not _required(f)):
+        meta, name = field.metadata, field.name
+        if "help" not in meta:
+            continue
+        value = getattr(config, name)
+        if meta["positional"]:
+            head.append(str(value))
+            continue
+        if only and name not in only:
+            continue
+        default = _default(field)
+        if value is None or (name not in always and not _required(field) and value == default):
+            continue
+        flag = meta["flag"] or "--" + name.replace("_", "-")
+        if isinstance(default, bool):
+            if value != default:
+                out.append(flag.replace("--", "--no-" if default else "--", 1))
+            continue
+        if isinstance(value, list) and meta["action"] == "append":
+            for item in value:
+                out += [flag, str(item)]
+        elif isinstance(value, list):
+            out += [flag, ",".join(str(v) for v in value)]
+        else:
+            out += [flag, str(value)]
+    return head + out

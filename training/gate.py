@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import keras
-import numpy as np
 
 from training.babysit.audit_findings import audit_findings
 from training.babysit.checks import (
@@ -27,20 +26,13 @@ from training.babysit.checks import (
 from training.babysit.diagnosis import reconcile
 from training.babysit.findings import Finding, as_dicts, worst_status
 from training.babysit.label_noise import label_noise_check
-from training.babysit.lr_range import analyse_sweep, sweep_learning_rates
 from training.config import TrainConfig
 from training.fit.device import use_compilation_cache
-from training.fit.feature_cache import cached_features
-from training.fit.optimizers import make_optimizer
+from training.fit.lr_auto import gate_features, resolve_auto, sweep_finding
 from training.fit.prepare import prepare_for_config, resolve_model_config
-from training.fit.two_phase import extract_features, recalibrate
-from training.model.classifier import build_classifier, build_head
-from training.model.losses import classification_loss
+from training.fit.two_phase import frozen_extractor
+from training.model.classifier import build_head
 from training.store import RunStore
-
-GATE_MAX_IMAGES = 512
-"""Training images the gate computes features for: enough for a stable mean loss and a 100-step
-sweep of 32-image batches, few enough that the backbone pass takes seconds to a minute on CPU."""
 
 
 @dataclass
@@ -87,34 +79,10 @@ def run_gate(
     return GateResult(run.id, as_dicts(findings), status, seconds, diagnosis)
 
 
-def _sample(rows: np.ndarray, seed: int) -> np.ndarray:
-    if len(rows) <= GATE_MAX_IMAGES:
-        return rows
-    return np.sort(np.random.default_rng(seed).choice(rows, GATE_MAX_IMAGES, False))
-
-
 def _model_checks(config, spec, image_size, data, store, echo) -> list[Finding]:
-    def extractor():
-        keras.utils.set_random_seed(config.seed)
-        clf = build_classifier(
-            spec, data.class_names, image_size, config.weights, dropout=0.0, augment=False
-        )
-        if not config.pretrained:
-            recalibrate(clf, data, config)
-        return lambda todo: extract_features(clf, data.cache.images, todo, config.batch_size)
-
-    rows = _sample(data.rows("train"), config.seed)
-    val_rows = _sample(data.rows("val"), config.seed)
-    features = cached_features(
-        spec,
-        data.cache.images,
-        {"train": rows, "val": val_rows},
-        store.cache_dir(),
-        data.cache.key,
-        config.weights,
-        extractor,
-        echo,
-    )
+    extractor = frozen_extractor(spec, data, image_size, config)
+    features, sample = gate_features(config, spec, data, store.cache_dir(), extractor, echo)
+    rows, val_rows = sample["train"], sample["val"]
     x, val_x = features["train"], features["val"]
     keras.utils.set_random_seed(config.seed)  # the heads start alike, cache hit or not
     y = data.cache.labels[rows]
@@ -135,7 +103,7 @@ def _model_checks(config, spec, image_size, data, store, echo) -> list[Finding]:
         ("initial loss", lambda: initial_loss_check(make_head(config.l2), x, y, num_classes)),
         ("regularization", lambda: regularization_check(make_head, x, y, num_classes)),
         ("overfitting a tiny subset", lambda: _overfit(make_head, x, y, num_classes, config)),
-        ("learning-rate range", lambda: _lr_range(make_head, x, y, config, found)),
+        ("learning-rate range", lambda: _lr_range(x, y, num_classes, config, found, echo)),
         (
             "the labels",
             lambda: label_noise_check(
@@ -164,16 +132,12 @@ def _overfit(make_head, x, y, num_classes, config) -> Finding:
     return overfit_check(make_head(0.0), x[subset], y[subset], num_classes)
 
 
-def _lr_range(make_head, x, y, config, found: dict[str, Finding]) -> Finding:
-    rates, losses = sweep_learning_rates(
-        lambda: make_head(0.0),
-        x,
-        y,
-        lambda lr: make_optimizer(config.optimizer, lr),
-        classification_loss(config.label_smoothing),
-        config.batch_size,
-        seed=config.seed,
-    )
+def _lr_range(x, y, num_classes, config, found: dict[str, Finding], echo) -> Finding:
+    """The range test judging the run's head rate; an ``auto`` rate is picked as ``train``
+    would pick it (the finding's evidence says which)."""
     overfit = found.get("overfit_tiny_subset")
     learns = None if overfit is None else overfit.status != "fail"
-    return analyse_sweep(rates, losses, learns=learns, weights=config.weights)
+    finding = sweep_finding(x, y, num_classes, config, learns=learns)
+    if config.auto_rates:
+        resolve_auto(config, finding, echo)
+    return finding

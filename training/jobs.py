@@ -36,7 +36,7 @@ import training
 from training.atomic import write_text
 from training.errors import BabysitterError, RunNotFoundError, WriteError
 from training.job_log import copy_quietly
-from training.store import Run, RunStore, pid_alive, shown_status
+from training.store import HOME_VARIABLE, Run, RunStore, pid_alive, shown_status
 from training.store.job_env import JOB_ENV, parse_job_id
 from training.store.jobs import (
     RESUMABLE,
@@ -94,7 +94,7 @@ def start_job(store: RunStore, args: list[str]) -> Job:
     _check_args(args)
     job_id = record_job(store, args)
     log_path = job_folder(store, job_id) / LOG_NAME
-    env = {**os.environ, "BABYSITTER_HOME": str(store.home), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, HOME_VARIABLE: str(store.home), "PYTHONUNBUFFERED": "1"}
     wrapper = [sys.executable, "-m", "training.jobs", "run", str(job_id), "--"]
     wrapper += [sys.executable, "-c", _BOOT, *args]
     try:

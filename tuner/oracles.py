@@ -17,55 +17,64 @@ import keras_tuner as kt
 from training.store import RunStore
 from training.store.trials import record_trial, trials
 from tuner import hparams_log
-from tuner.resume import save_state
+from tuner.kt_internals import AtomicProjectFiles, project_dir
 
 HISTORY_FILE = "babysitter_trial.json"
 OBJECTIVE = kt.Objective("val_accuracy", direction="max")
 _STATUS = {"COMPLETED": "completed", "FAILED": "failed", "INVALID": "invalid"}
 
 
-class RecordingMixin:
-    """``end_trial`` also records the trial (status, hyperparameters, score, history, time)."""
+class RecordingMixin(AtomicProjectFiles):
+    """``end_trial`` also records the trial (status, hyperparameters, score, history, time);
+    Keras Tuner's files are written whole (:class:`tuner.kt_internals.AtomicProjectFiles`)."""
 
     store: RunStore | None = None
     run_id: str | None = None
     stage: int = 1
 
+    # A chief's oracle serves its workers from gRPC threads: the trial is recorded under the
+    # oracle's lock, as Keras Tuner ends it, so no other request sees it half recorded.
+    @kt.synchronized
     def end_trial(self, trial):
         result = super().end_trial(trial)
         if self.store is not None and self.run_id is not None:
             self._record(trial)
         return result
 
-    def reload(self):
+    def set_state(self, state):
         """Resume keeping every trial that ended before a kill and redoing every other one.
 
         Keras Tuner's files can disagree after a kill: ``end_trial`` writes the trial's file,
         then ``oracle.json`` with the trial still listed as ongoing (dropped only at the next
         save), and the store's row comes last. A reload retries the trials listed as ongoing,
         so a finished one would run again, and one whose file alone says it ended would be
-        neither rerun nor recorded. The trial files decide here: an ended trial is kept (and
-        recorded if the store missed it), any other is retried.
+        neither rerun nor recorded. The trial files decide here (``reload`` reads them before
+        it sets ``oracle.json``'s state): an ended trial is kept, any other is retried, and
+        none is left ongoing for ``reload`` to queue a second time.
         """
-        super().reload()
         ended = [t for t in sorted(self.trials) if self._ended(t)]
-        self.end_order += [t for t in ended if t not in self.end_order]
-        self._retry_queue = [t for t in sorted(self.trials) if t not in ended]
+        super().set_state(
+            {
+                **state,
+                "end_order": state["end_order"] + [t for t in ended if t not in state["end_order"]],
+                "retry_queue": [t for t in sorted(self.trials) if t not in ended],
+                "ongoing_trials": {},
+            }
+        )
+
+    def reload(self):
+        """Keras Tuner's reload (see :meth:`set_state`); an ended trial the store missed is
+        recorded now."""
+        super().reload()
         if self.store is None or self.run_id is None:
             return
         stored = {t["trial_id"] for t in trials(self.store, self.run_id, self.stage)}
-        for trial_id in ended:
+        for trial_id in filter(self._ended, sorted(self.trials)):
             if f"s{self.stage}-{trial_id}" not in stored:
                 self._record(self.trials[trial_id])
 
     def _ended(self, trial_id: str) -> bool:
         return str(self.trials[trial_id].status) in _STATUS
-
-    def save(self):
-        save_state(self.get_state(), self._get_oracle_fname())
-
-    def _save_trial(self, trial):
-        save_state(trial.get_state(), Path(self._get_trial_dir(trial.trial_id)) / "trial.json")
 
     def _record(self, reported) -> None:
         # The oracle's own copy holds the metrics a worker sent over gRPC; the trial a worker
@@ -74,7 +83,7 @@ class RecordingMixin:
         trial.status = reported.status
         trial.message = reported.message or trial.message
         status = _STATUS.get(str(trial.status), "invalid")
-        details = _read_details(Path(self._project_dir) / f"trial_{trial.trial_id}")
+        details = _read_details(project_dir(self) / f"trial_{trial.trial_id}")
         score = None
         if status == "completed":
             score = trial.score
@@ -82,7 +91,7 @@ class RecordingMixin:
                 score = trial.metrics.get_best_value(OBJECTIVE.name)
         error = None
         if status != "completed":
-            error = details.get("error") or _last_line(trial.message)
+            error = details.get("error") or last_line(trial.message)
         values = {
             k: v for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")
         }
@@ -115,7 +124,7 @@ def _read_details(folder: Path) -> dict:
         return {}
 
 
-def _last_line(message: str | None) -> str | None:
+def last_line(message: str | None) -> str | None:
     lines = [line for line in (message or "").strip().splitlines() if line.strip()]
     return lines[-1] if lines else None
 

@@ -13,16 +13,17 @@
 Everything is in the run store as it happens; Keras Tuner's own files (one project per stage)
 make a killed search resumable: finished trials are kept, the interrupted one is redone.
 
-One concept over 400 lines: the staged head search (its chief/worker roles share every step;
+This module holds the staged head search (its chief/worker roles share every step;
 the top-K fine-tune is in :mod:`tuner.finetune`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +45,8 @@ from training.store.trials import record_stage, stages, trials
 from tuner.config import SearchConfig
 from tuner.finetune import finetune_top, head_only_summary
 from tuner.heads import HeadHyperparameters, HeadTrainer
-from tuner.oracles import HISTORY_FILE, make_oracle
+from tuner.kt_internals import set_rpc_timeout, tuner_file
+from tuner.oracles import HISTORY_FILE, last_line, make_oracle
 from tuner.overrides import parse_overrides
 from tuner.resume import repair_trials, save_state
 from tuner.space import SearchSpace, default_space
@@ -61,8 +63,30 @@ class SearchResult:
     findings: list[dict]
 
 
+class TrialNotReported(RuntimeError):
+    """A trial ran, but its result did not reach the oracle (Keras Tuner caught the error)."""
+
+    def __init__(self, trial_id: str, message: str | None):
+        why = last_line(message) or "no reason given"
+        super().__init__(f"Trial {trial_id}'s result did not reach the oracle: {why}")
+
+
+class _Unexpected(kt.errors.FatalError):
+    """Carries an error a trial met that is not the trial's own failure out of Keras Tuner,
+    which lets only a ``FatalError`` through (any other it prints and records as the trial's)."""
+
+    def __init__(self, error: Exception):
+        super().__init__(str(error))
+        self.error = error
+
+
 class HeadTuner(kt.Tuner):
-    """A Keras Tuner whose trial trains a head on cached features (no model built per trial)."""
+    """A Keras Tuner whose trial trains a head on cached features (no model built per trial).
+
+    A head that explodes is a failed trial whose message is its one-line reason, with no
+    traceback on the terminal; any other error (a full disk, a bug) stops the search as itself,
+    the trial left to be redone, as a kill would.
+    """
 
     def __init__(
         self, oracle, trainers: dict[str, HeadTrainer], epochs: int, details_dir: Path, **kwargs
@@ -71,8 +95,36 @@ class HeadTuner(kt.Tuner):
         self.trainers = trainers
         self.epochs = epochs
         self.details_dir = details_dir  # the chief's project folder, where its oracle reads them
+        self.failures: dict[str, str] = {}  # trial id -> why it failed, until on_trial_end
+
+    def search(self, *fit_args, **fit_kwargs):
+        try:
+            super().search(*fit_args, **fit_kwargs)
+            return
+        except _Unexpected as stop:
+            error = stop.error
+        raise error  # outside the handler: the error as the trial raised it, cause and all
 
     def run_trial(self, trial, *args, **kwargs):
+        try:
+            return self._train_head(trial)
+        except Exception as error:
+            raise _Unexpected(error) from error
+
+    def on_trial_end(self, trial):
+        """End the trial as failed if its head exploded: the trial ran (its metrics are
+        reported) but Keras Tuner ranks only completed ones. A trial Keras Tuner marked invalid
+        met an error while reporting to the oracle (a lost chief): it is not ended here but
+        left to be redone."""
+        reason = self.failures.pop(trial.trial_id, None)
+        if reason is not None:
+            trial.status = kt.engine.trial.TrialStatus.FAILED
+            trial.message = reason
+        elif trial.status == kt.engine.trial.TrialStatus.INVALID:
+            raise TrialNotReported(trial.trial_id, trial.message)
+        super().on_trial_end(trial)
+
+    def _train_head(self, trial) -> dict[str, float]:
         values = trial.hyperparameters.values
         backbone = values.get("backbone") or next(iter(self.trainers))
         hp = HeadHyperparameters.from_values(values)
@@ -93,7 +145,7 @@ class HeadTuner(kt.Tuner):
         trial_dir = self.details_dir / f"trial_{trial.trial_id}"
         write_text(trial_dir / HISTORY_FILE, json.dumps(details))
         if result.exploded:
-            raise kt.errors.FailedTrialError(details["error"])
+            self.failures[trial.trial_id] = details["error"]
         last = result.history[-1]
         return {
             "val_accuracy": result.val_accuracy,
@@ -102,15 +154,6 @@ class HeadTuner(kt.Tuner):
             "loss": last.get("loss", 0.0),
         }
 
-    def _try_run_and_update_trial(self, trial, *fit_args, **fit_kwargs):
-        """A failed trial's message is its one-line reason, not a traceback on the terminal."""
-        try:
-            self._run_and_update_trial(trial, *fit_args, **fit_kwargs)
-            trial.status = kt.engine.trial.TrialStatus.COMPLETED
-        except kt.errors.FailedTrialError as error:
-            trial.status = kt.engine.trial.TrialStatus.FAILED
-            trial.message = str(error)
-
     def on_search_begin(self):
         """Save the project before its first trial (Keras Tuner does so only for a chief): a
         stage is reloaded only when its tuner file exists, which Keras Tuner first writes after
@@ -118,10 +161,11 @@ class HeadTuner(kt.Tuner):
         self.save()
 
     def save(self):
-        """Keras Tuner's save, with files a kill cannot leave half-written."""
-        if not self._is_worker():
+        """Keras Tuner's save, with files a kill cannot leave half-written. A worker's oracle
+        is the chief's, behind gRPC: the chief saves it."""
+        if isinstance(self.oracle, kt.Oracle):
             self.oracle.save()
-        save_state(self.get_state(), self._get_tuner_fname())
+        save_state(self.get_state(), tuner_file(self))
 
     def save_model(self, trial_id, model, step=0):  # heads are retrained by the fine-tune
         pass
@@ -305,18 +349,41 @@ def _first_space(config: SearchConfig, store: RunStore | None, dataset: str | No
 
 
 def _gate_actions(store: RunStore, dataset: str | None, backbones: list[str]) -> list[dict]:
-    """The lr range of the newest sanity gate run on this dataset and backbone, if any."""
+    """The lr range of the newest sanity gate run on this dataset and backbone, if any: its
+    window (``evidence["suggested"]``), also where its action moves the gate run's own rate."""
     for run in store.list_runs(kind="check"):
         if run.dataset != dataset or run.config.get("backbone") not in backbones:
             continue
         for finding in store.findings(run.id):
             if finding["check"] == "lr_range" and finding.get("action"):
-                return [finding["action"]]
+                low, high = (finding.get("evidence") or {}).get("suggested") or (None, None)
+                if low is None:
+                    return [finding["action"]]
+                return [{"op": "narrow", "param": "lr", "low": low, "high": high}]
     return []
 
 
+@contextlib.contextmanager
+def restored_environ(*names: str) -> Iterator[None]:
+    """Each of ``names`` in ``os.environ`` as it was before, however the block (or the function
+    it decorates) ends: a failed stage does not leave its port to the rest of the process."""
+    saved = {name: os.environ.get(name) for name in names}
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@restored_environ("KERASTUNER_ORACLE_PORT")
 def _run_stages(config, trainers, store, run_id, echo, role) -> list[Finding]:
-    """All stages, in order; a stage already finished (on resume) is reloaded, not rerun."""
+    """All stages, in order; a stage already finished (on resume) is reloaded, not rerun.
+
+    In a distributed search, stage N's chief serves on the base port + N - 1 (Keras Tuner reads
+    it from the environment)."""
     plan = plan_stages(config.trials, config.stages)
     dataset = store.get_run(run_id).dataset
     space: SearchSpace = _first_space(config, store, dataset)
@@ -392,8 +459,6 @@ def _run_stages(config, trainers, store, run_id, echo, role) -> list[Finding]:
                 f"Stage {stage}: {len(ok)} trials completed, {len(finished) - len(ok)} failed; "
                 f"best val accuracy {max((t['score'] for t in ok), default=0):.1%}."
             )
-    if base_port:
-        os.environ["KERASTUNER_ORACLE_PORT"] = base_port
     return findings
 
 
@@ -418,13 +483,12 @@ def _chief_serves(store: RunStore, run_id: str, stage: int, wait_s: float = 600)
 def _search_as_worker(tuner: HeadTuner, store: RunStore, run_id: str, stage: int) -> None:
     """Run the chief's trials for ``stage`` until it says stop or moves on without us."""
     import grpc
-    from keras_tuner.src.distribute import oracle_client
 
-    oracle_client.TIMEOUT = WORKER_RPC_TIMEOUT_S
+    set_rpc_timeout(WORKER_RPC_TIMEOUT_S)
     while True:
         try:
             tuner.search(verbose=0)
             return
-        except grpc.RpcError:
+        except (grpc.RpcError, TrialNotReported):
             if not _chief_serves(store, run_id, stage, wait_s=0.1):
                 return

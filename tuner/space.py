@@ -16,7 +16,7 @@ Keras Tuner quirks this module works around:
 - ``hp.Float``'s default is ``min_value`` unless given; we pass the middle of the range (the
   geometric middle for log ranges), which is what a trial without a sampled value gets.
 
-One concept over 400 lines: the space's ranges and their rules (``--space`` parsing is in
+This module holds the space's ranges and their rules (``--space`` parsing is in
 :mod:`tuner.overrides`).
 """
 

@@ -52,8 +52,7 @@ def upload_name(filename: str) -> str:
 
 
 def _add_upload(s, upload) -> str | None:
-    uploads = s.datasets_dir() / "uploads"
-    uploads.mkdir(parents=True, exist_ok=True)
+    uploads = s.archive_uploads_dir()
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(upload.name).name).strip("._") or "upload"
     if not name.lower().endswith(".zip"):
         name += ".zip"

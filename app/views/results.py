@@ -33,6 +33,7 @@ from app.common import (
     store,
     warn_unreadable,
 )
+from training.store.database import HOME_VARIABLE
 
 # The export runs in the folder that holds the code (``python -m`` looks there first), so it runs
 # the code the app runs, from a project folder or an installed package; the store is passed on.
@@ -43,7 +44,7 @@ CELL_SHOWN = 24  # thumbnails of one confusion cell (a diagonal cell may hold th
 
 def export_tflite(run_id: str) -> str | None:
     """``training export RUN --format tflite`` in a TensorFlow process; the error, or None."""
-    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "BABYSITTER_HOME": str(store().home)}
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", HOME_VARIABLE: str(store().home)}
     command = [sys.executable, "-m", "training", "export", run_id, "--format", "tflite"]
     try:
         done = subprocess.run(

@@ -8,7 +8,9 @@ reads them together, the way an expert would:
 
 1. **Root cause**, deepest first: a model or input that cannot learn at all (frozen, constant
    images), a loss that exploded, training labels that do not match the images, features that
-   carry (almost) no class information. Otherwise the worst remaining finding is the diagnosis.
+   carry (almost) no class information, a head rate below the range where the loss falls while
+   the run underfits (the rate, not the capacity). Otherwise the worst remaining finding is the
+   diagnosis.
 2. **Folding**: a finding the root cause explains keeps its measurement and evidence, is marked
    ``evidence["explained_by"]`` (and ``evidence["status_before"]``), loses its action and reads
    ``ok``: it is a symptom, not a second thing to fix.
@@ -47,7 +49,10 @@ EXPLAINS: dict[str, frozenset[str]] = {
     "wrong_labels": LEARNING,
     # Not loss_flat: see diagnose_fit (a loss that does not move at all is the rate's doing).
     "weak_features": LEARNING - {"train_mode_gap", "loss_flat"},
+    "rate_below_window": frozenset({"underfitting"}),
 }
+HEAD_ONLY = frozenset({"weak_features", "rate_below_window"})
+"""Causes read on the head's features: they explain no phase-2 (fine-tuning) finding."""
 
 SOME_LABELS_EXPLAIN = frozenset({"generalization_gap", "underfitting", "edge_of_range"})
 """What a share of wrong training labels explains: a training accuracy held below what the
@@ -131,6 +136,22 @@ def root_cause(findings: list[Finding]) -> tuple[str, Finding] | None:
     )
     if weak:
         return "weak_features", weak
+    slow = first(
+        lambda f: (
+            f.check == "lr_range"
+            and f.status != "ok"
+            and (f.action or {}).get("op") == "raise"
+            and (f.action or {}).get("param") == "lr"
+        )
+    )
+    if slow and first(
+        lambda f: (
+            f.check in EXPLAINS["rate_below_window"]
+            and f.status != "ok"
+            and evidence(f).get("phase") != "finetune"
+        )
+    ):
+        return "rate_below_window", slow
     worst = first(lambda f: f.status == "fail") or first(lambda f: f.status == "warn")
     return ("finding", worst) if worst else None
 
@@ -141,6 +162,7 @@ def _fold(finding: Finding, cause: Finding, kind: str) -> Finding:
         "exploding_loss": "the loss exploded",
         "wrong_labels": "training labels do not match the images",
         "weak_features": "the features barely separate the classes",
+        "rate_below_window": "the head's learning rate is below the window where the loss falls",
     }[kind]
     return dataclasses.replace(
         finding,
@@ -247,7 +269,7 @@ def reconcile(
         if f is not cause
         and f.check in explained
         and f.status != "ok"
-        and not (kind == "weak_features" and f.evidence.get("phase") == "finetune")
+        and not (kind in HEAD_ONLY and f.evidence.get("phase") == "finetune")
         else f
         for f in items
     ]
@@ -304,6 +326,13 @@ def sentence(kind: str, cause: Finding, settings: Mapping[str, Any]) -> str:
         return (
             "Wrong labels: the training labels do not match the images; fix them first, no "
             "setting trains around them."
+        )
+    if kind == "rate_below_window" and evidence.get("suggested"):
+        floor, high = evidence.get("moves_from", 0.0), evidence["suggested"][1]
+        return (
+            f"Learning rate too low: the head's rate {evidence.get('rate', 0):g} is below the "
+            f"range [{floor:.1e}, {high:.1e}] where the loss falls, so the head is undertrained; "
+            "raise the rate before adding capacity."
         )
     if kind == "exploding_loss":
         return "Exploding loss: " + _first_sentence(cause.advice)

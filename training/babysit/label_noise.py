@@ -32,7 +32,7 @@ a thousand features, cannot fit the flipped labels of its own folds (on generate
 regression at C = 0.01). The ranking and confident learning's rule are in
 :mod:`training.babysit.confident_learning` (cleanlab implements them too, but is AGPL-3.0).
 
-One concept over 400 lines: one check (out-of-fold label agreement) and its evidence.
+This module holds one check (out-of-fold label agreement) and its evidence.
 """
 
 from __future__ import annotations

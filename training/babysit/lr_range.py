@@ -4,11 +4,14 @@ The rate grows exponentially batch by batch while the loss is recorded (Smith 20
 "loss not going down: too low; loss exploding: too high"). Where the smoothed loss has not moved
 yet the rate is too low; where it falls fastest is the heart of the useful window; where it
 passes 3× its start or turns NaN the rate is too high. The suggested window is what the tuner
-searches (the finding's ``action``).
+searches (the finding's ``action``, or its ``evidence["suggested"]``); the point where the loss
+falls fastest, inside it, is the rate to train at (``train --lr auto``). Given the run's own
+rate, a rate outside the window warns and moves it to that point.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 
@@ -24,6 +27,7 @@ from training.babysit.thresholds import (
     LR_RANGE_STEPS,
     LR_SMOOTHING,
 )
+from training.config import SEARCH_LIMITS
 
 
 def sweep_learning_rates(
@@ -109,6 +113,7 @@ def analyse_sweep(
     *,
     learns: bool | None = None,
     weights: str | None = None,
+    rate: float | None = None,
 ) -> Finding:
     """``lr_range``: where the loss starts moving, falls fastest, is lowest and explodes.
 
@@ -117,6 +122,7 @@ def analyse_sweep(
         learns: Whether ``overfit_tiny_subset`` passed (the head can learn). A sweep that barely
             moves is then blamed on the features, never on a frozen model.
         weights: The run's ``--weights`` (``"none"``: random weights are named as the cause).
+        rate: The run's head rate (``--lr``), judged against the window; None judges none.
     """
     rates = np.asarray(rates, dtype=np.float64)
     curve = smooth(np.asarray(losses, dtype=np.float64))
@@ -175,6 +181,7 @@ def analyse_sweep(
         steepest=float(rates[steepest]),
         lowest_loss_at=float(rates[lowest]),
         explodes_at=explodes_at,
+        suggested_rate=suggested_rate(low, high, float(rates[steepest])),
     )
     measured = (
         f"window [{low:.1e}, {high:.1e}]: moves from {rates[moving]:.1e}, falls fastest at "
@@ -192,7 +199,7 @@ def analyse_sweep(
     if moving <= 6:  # within the start window and the smoothing's lag of the first rate
         status = "warn"
         advice += " The loss moved from the very first rate: the sweep may have started too high."
-    return Finding(
+    finding = Finding(
         "lr_range",
         status,
         measured=measured,
@@ -200,6 +207,49 @@ def analyse_sweep(
         advice=advice,
         evidence=evidence,
         action={"op": "narrow", "param": "lr", "low": low, "high": high, "to": [low, high]},
+    )
+    return finding if rate is None else judge_rate(finding, rate)
+
+
+def suggested_rate(low: float, high: float, steepest: float) -> float:
+    """The rate to train at: where the loss falls fastest, kept inside the window and under
+    ``SEARCH_LIMITS`` (where advice stops), to one significant digit where that stays inside
+    (0.03 rather than 0.0287)."""
+    rate = min(max(steepest, low), high, SEARCH_LIMITS["lr"][1])
+    rounded = float(f"{rate:.1g}")
+    return rounded if low <= rounded <= high else rate
+
+
+def judge_rate(finding: Finding, rate: float) -> Finding:
+    """``finding`` (a sweep with a window) judging the run's own head rate against where the loss
+    falls: from where it starts to move to the window's top. Outside, it warns, names both, and
+    its action moves the rate to the steepest fall; between the start and the search window's
+    low end a rate still trains (more slowly) and stays ok."""
+    evidence = {**finding.evidence, "rate": rate}
+    floor, high = evidence["moves_from"], evidence["suggested"][1]
+    to = evidence["suggested_rate"]
+    if floor <= rate <= high:
+        return dataclasses.replace(finding, evidence=evidence)
+    side, where = (
+        ("below", "the loss does not move there, so the head learns too slowly in a run's epochs")
+        if rate < floor
+        else ("above", "there the loss stops falling or explodes")
+    )
+    falls = f"[{floor:.1e}, {high:.1e}]"
+    return dataclasses.replace(
+        finding,
+        status="warn",
+        measured=f"lr {rate:.1e} {side} {falls} where the loss falls; search {finding.measured}",
+        advice=f"The run's head rate {rate:g} is {side} the range {falls} where the loss falls: "
+        f"{where}. Train at --lr {to:g}, where it falls fastest (train --lr auto picks it). "
+        + finding.advice,
+        evidence=evidence,
+        action={
+            "op": "raise" if side == "below" else "lower",
+            "param": "lr",
+            "from": rate,
+            "to": to,
+        },
     )
 
 

@@ -72,6 +72,7 @@ def train(args: argparse.Namespace) -> int:
     from training.babysit.diagnosis import format_diagnosis, reconcile
     from training.babysit.findings import format_findings
     from training.errors import TrainingDiverged
+    from training.fit.lr_auto import auto_lines
     from training.fit.two_phase import train as run_training
 
     config = _checked_before_a_run(from_args(TrainConfig, args))
@@ -98,6 +99,8 @@ def train(args: argparse.Namespace) -> int:
         emit_json({"run_id": result.run_id, **result.summary, "findings": result.findings})
     else:
         print_result(result.run_id, result.summary)
+        for line in auto_lines(result.summary):
+            print(f"  {line}")
         print(format_findings(result.findings))
         if result.summary.get("diagnosis"):
             print("\n" + format_diagnosis(result.summary["diagnosis"]))

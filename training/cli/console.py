@@ -7,23 +7,105 @@ says how to resume and exits 130. With ``--json``, everything a command or a lib
 document to the real stdout, so stdout stays parseable.
 
 Importing this module, which both CLIs do before anything imports TensorFlow, keeps TensorFlow's
-start-up chatter out of the user's terminal (a variable a user set is left alone).
+start-up chatter out of the user's terminal: the log-level variables are set (a value a user set
+is left alone), and the lines C++ writes before absl reads them ("All log messages before
+absl::InitializeLog() …", "Could not find cuda drivers …", CPU-instruction and oneDNN notices),
+which no variable reaches, are caught while ``tensorflow`` is imported and its devices listed (see
+:class:`_QuietImport`). ``TF_ENABLE_ONEDNN_OPTS`` is left alone: 0 would turn TensorFlow's oneDNN
+kernels off, not only their notice, which is caught with the rest.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from types import ModuleType
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
 
 from training.errors import BabysitterError
+from training.job_log import is_noise
 
 _json_stream = None
+
+
+@contextlib.contextmanager
+def _stderr_captured() -> Iterator[list[str]]:
+    """File descriptor 2 into a temporary file for the block (C++ writes there directly), put
+    back afterwards whatever happens; the list yielded then holds the lines written."""
+    sys.stderr.flush()
+    lines: list[str] = []
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            text = caught.read().decode("utf-8", errors="replace")
+            lines += text.splitlines(keepends=True)
+
+
+class _QuietImport:
+    """A finder for one module (``tensorflow``) whose import, then ``finish(module)``, run with
+    stderr caught: the known start-up lines (``training.job_log.is_noise``, the job log's filter)
+    are dropped and every other line is written to stderr afterwards; an import that fails shows
+    everything it wrote. It hands the import back to the normal finders after the first use."""
+
+    def __init__(self, name: str, finish: Callable[[ModuleType], object]) -> None:
+        self.name = name
+        self.finish = finish
+        self.loader = None
+
+    def find_spec(self, fullname: str, path: object = None, target: object = None) -> object:
+        if fullname != self.name:
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        if spec is None or spec.loader is None:
+            return spec
+        self.loader, spec.loader = spec.loader, self
+        return spec
+
+    def create_module(self, spec: object) -> ModuleType | None:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        failed, lines = True, []
+        try:
+            with _stderr_captured() as lines:
+                try:
+                    self.loader.exec_module(module)
+                finally:
+                    module.__loader__ = module.__spec__.loader = self.loader
+                self.finish(module)
+                failed = False
+        finally:
+            kept = [line for line in lines if failed or not is_noise(line.rstrip("\r\n"))]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
+
+
+def _start_devices(tensorflow: ModuleType) -> None:
+    """TensorFlow starts its CUDA platform on first use, which on a machine without a GPU driver
+    writes "failed call to cuInit" from C++; listing the devices starts it now, while the lines
+    are caught. It creates no device context, so memory growth and visible devices can still be
+    set afterwards."""
+    tensorflow.config.list_physical_devices()
+
+
+if "tensorflow" not in sys.modules:
+    sys.meta_path.insert(0, _QuietImport("tensorflow", _start_devices))
 
 
 def run_command(

@@ -5,7 +5,7 @@ single byte is written (paths, links, sizes, compression ratio, overlapping entr
 extraction itself counts bytes because declared sizes can lie. Anything refused raises
 :class:`~training.errors.UnsafeArchiveError` and leaves nothing behind in the target.
 
-One concept over 400 lines: the safe unpacking of an untrusted archive (zip and tar share its
+This module holds the safe unpacking of an untrusted archive (zip and tar share its
 checks, so they stay together).
 """
 

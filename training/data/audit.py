@@ -12,7 +12,7 @@ too, so a candidate is a *near* duplicate only when small thumbnails of the two 
 well (:data:`NEAR_MAX_PIXEL_DIFF`). Unconfirmed candidates count for nothing: not duplicates, not
 leakage, not a reason to keep files together in the split.
 
-One concept over 400 lines: the audit report and the one pass that fills it (text output is in
+This module holds the audit report and the one pass that fills it (text output is in
 :mod:`training.data.audit_text`, image similarity in :mod:`training.data.similarity`).
 """
 

@@ -27,6 +27,8 @@ from training.errors import WriteError
 
 AUDIT_CACHE_VERSION = 2
 """Bump when the audit's rules change, so reports written by older code are not reused."""
+FOLDER = "audits"
+"""Reports are <cache_dir>/audits/<key>.json, in the store's cache_dir() (see data.cache)."""
 
 
 def scan_key(scanned: ScannedDataset) -> str | None:
@@ -65,7 +67,7 @@ def cached_audit(
     key = scan_key(scanned) if cache_dir is not None else None
     if key is None:
         return audit(scanned)
-    path = Path(cache_dir) / "audits" / f"{key}.json"
+    path = Path(cache_dir) / FOLDER / f"{key}.json"
     report = _load(path, key, echo) if path.exists() else None
     if report is None:
         report = audit(scanned)

@@ -33,6 +33,9 @@ from training.digest import content_digest
 DECODER_VERSION = 1
 IMAGES_FILE = "images.u8"
 MANIFEST_FILE = "manifest.json"
+# Each cache is <cache_root>/images-<key>/; the root is the store's cache_dir(), which the
+# feature and audit caches share (their own prefixes), so this module names its folders itself.
+PREFIX = "images-"
 
 
 @dataclass
@@ -77,7 +80,7 @@ def load_or_build_cache(
 ) -> ImageCache:
     """Open the cache for these records and size, decoding the images first if needed."""
     key = cache_key(records, image_size, class_names)
-    directory = Path(cache_root) / f"images-{key}"
+    directory = Path(cache_root) / f"{PREFIX}{key}"
     problem = cache_problem(directory) if directory.exists() else "missing"
     if problem:
         if problem != "missing":
@@ -99,8 +102,8 @@ def cache_problem(directory: Path) -> str | None:
         listed = len(manifest["labels"]) == len(manifest["splits"]) == count
         if not listed or stored != count * size * size * 3:
             return "is incomplete"
-        if manifest["key"] != directory.name.removeprefix("images-"):
-            return f"holds another cache (images-{manifest['key']})"
+        if manifest["key"] != directory.name.removeprefix(PREFIX):
+            return f"holds another cache ({PREFIX}{manifest['key']})"
         if "digest" not in manifest:
             return "has no content digest (an older version wrote it)"
         if manifest["digest"] != content_digest(_map_images(directory, count, size)):
@@ -211,7 +214,7 @@ def _manifest(
 ) -> dict:
     label_index = {name: i for i, name in enumerate(class_names)}
     return {
-        "key": directory.name.removeprefix("images-"),
+        "key": directory.name.removeprefix(PREFIX),
         "image_size": image_size,
         "decoder_version": DECODER_VERSION,
         "class_names": list(class_names),

@@ -1,9 +1,11 @@
 """The one way an image file becomes RGB pixels: safe, upright, 8-bit, identical everywhere.
 
-Cache building and prediction both decode through :func:`load_rgb`, so a model sees the same
-pixels in training and in use. Decoding is strict on purpose: a decompression bomb, a truncated
-JPEG or a file that is not really an image is an :class:`~training.errors.ImageError` that the
-audit reports, never a warning scrolled past or a half-grey image trained on.
+Cache building and prediction both decode through :func:`load_rgb`, and every Pillow image
+becomes RGB through :func:`to_rgb` (files, bytes and images opened by the caller alike), so a
+model sees the same pixels in training and in use. Decoding is strict on purpose: a
+decompression bomb, a truncated JPEG or a file that is not really an image is an
+:class:`~training.errors.ImageError` that the audit reports, never a warning scrolled past or a
+half-grey image trained on.
 """
 
 from __future__ import annotations
@@ -117,7 +119,10 @@ def _open(fp: BinaryIO, name: str) -> Image.Image:
 
 
 def _upright(image: Image.Image, name: str) -> Image.Image:
-    """Decode the first frame and apply EXIF orientation, so phone photos are not sideways."""
+    """Decode the first frame and apply EXIF orientation, so phone photos are not sideways.
+
+    Returns a new image (never ``image`` itself), so the caller may close the one it opened.
+    """
     try:
         image.load()  # first frame only: animated GIF/WebP/multi-page TIFF stop here
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
@@ -161,7 +166,7 @@ def _high_depth_to_l(image: Image.Image) -> Image.Image:
     return Image.fromarray(_scaled(values, 65535.0 if high <= 65535 else float(high)), "L")
 
 
-def _to_rgb(image: Image.Image, name: str) -> Image.Image:
+def _mode_to_rgb(image: Image.Image, name: str) -> Image.Image:
     """Any Pillow mode to 8-bit RGB; transparency becomes a white background."""
     mode = image.mode
     if mode == "RGB" and "transparency" not in image.info:
@@ -179,6 +184,30 @@ def _to_rgb(image: Image.Image, name: str) -> Image.Image:
         raise ImageError(
             name, f"has pixel mode {mode} that cannot become RGB ({exc}); {_FIX}"
         ) from None
+
+
+def to_rgb(image: Image.Image, name: str | None = None) -> Image.Image:
+    """THE conversion of a Pillow image to the pixels a model sees, for files and PIL images alike.
+
+    The first frame, EXIF orientation applied, transparency composited on white, 16-bit and
+    float greyscale scaled (not clipped) to 8 bits, palette/CMYK/greyscale made RGB. Training's
+    decoder, ``predict``, the Python API and the app all go through it, so a transparent PNG is
+    the same pixels whether it arrives as a path, as bytes or as an image someone opened
+    (``Image.open(...).convert("RGB")`` would make its transparent parts black instead).
+
+    Args:
+        image: Any Pillow image; it is not changed.
+        name: What an error calls the image (default: its file name, or ``<PIL image>``).
+
+    Returns:
+        A new, loaded ``RGB`` image.
+
+    Raises:
+        ImageError: Its data cannot be decoded, or its mode cannot become RGB.
+    """
+    if name is None:
+        name = str(getattr(image, "filename", "") or "<PIL image>")
+    return _mode_to_rgb(_upright(image, name), name)
 
 
 def open_rgb(source: Source) -> Image.Image:
@@ -199,20 +228,20 @@ def open_rgb(source: Source) -> Image.Image:
     try:
         image = _open(fp, name)
         try:
-            upright = _upright(image, name)
+            return to_rgb(image, name)
         finally:
             image.close()
-        return _to_rgb(upright, name)
     finally:
         if owns:
             fp.close()
 
 
-def load_rgb(source: Source, size: int | None = None) -> np.ndarray:
+def load_rgb(source: Source | Image.Image, size: int | None = None) -> np.ndarray:
     """Decode (and optionally resize) to a uint8 (H, W, 3) array: THE decode for train and predict.
 
     Args:
-        source: A path, the file's bytes, or a binary file object.
+        source: A path, the file's bytes, a binary file object, or a Pillow image (converted
+            by :func:`to_rgb`, exactly as the file it came from would be).
         size: Resize to ``(size, size)`` with bilinear filtering, squashing rather than cropping
             (what ``keras.utils.image_dataset_from_directory`` does by default); None keeps it.
 
@@ -221,7 +250,7 @@ def load_rgb(source: Source, size: int | None = None) -> np.ndarray:
     """
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
         raise ConfigError(f"Expected size to be a positive int or None. Received: size={size!r}")
-    image = open_rgb(source)
+    image = to_rgb(source) if isinstance(source, Image.Image) else open_rgb(source)
     if size is not None and image.size != (size, size):
         image = image.resize((size, size), Image.Resampling.BILINEAR)
     return np.array(image, dtype=np.uint8, copy=True)
@@ -252,4 +281,5 @@ __all__ = [
     "image_size",
     "load_rgb",
     "open_rgb",
+    "to_rgb",
 ]

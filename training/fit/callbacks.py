@@ -12,6 +12,7 @@ import keras
 import numpy as np
 
 from training.atomic import write_h5, write_text
+from training.fit.keras_internals import start_fit_at
 
 
 def clean_metrics(logs: dict | None) -> dict[str, float]:
@@ -77,8 +78,10 @@ class RunLogger(keras.callbacks.Callback):
         self.store.heartbeat(self.run_id)
 
 
-class ThrottledBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """``BackupAndRestore`` that writes at most every ``min_interval_s`` seconds.
+class ThrottledBackupAndRestore(keras.callbacks.Callback):
+    """Phase 2's checkpoint: the weights and optimizer state, and the epochs done, saved at an
+    epoch end at most every ``min_interval_s`` seconds; the next ``fit`` restores it and goes on
+    from the next epoch; a ``fit`` that finishes deletes it.
 
     A full-model checkpoint (weights and optimizer state: ~300 MB for ResNet50) at every epoch
     end doubled the epoch time of a 2,000-image phase 2 on a GPU. The first epoch is always
@@ -88,39 +91,75 @@ class ThrottledBackupAndRestore(keras.callbacks.BackupAndRestore):
     Each file of a checkpoint is renamed into place only when whole, so a full disk keeps the
     previous checkpoint (and stops the fit with a ``WriteError`` naming the file); a checkpoint
     that does not load anyway is discarded, with a warning, and the phase starts over.
+
+    The files are those of Keras' ``BackupAndRestore`` (``latest.weights.h5`` and
+    ``training_metadata.json`` in ``backup_dir``), but the callback is its own: throttling and
+    whole-file writes would otherwise override Keras' private saving method.
     """
+
+    WEIGHTS = "latest.weights.h5"
+    METADATA = "training_metadata.json"
 
     def __init__(
         self,
         backup_dir: str,
         min_interval_s: float = 60.0,
         echo: Callable[[str], None] = print,
-        **kwargs,
     ):
-        super().__init__(backup_dir, **kwargs)
+        super().__init__()
+        self.backup_dir = backup_dir
         self.min_interval_s = min_interval_s
         self.echo = echo
         self._last_save: float | None = None
+        self._resumed = False
+
+    @property
+    def weights_path(self) -> Path:
+        return Path(self.backup_dir) / self.WEIGHTS
+
+    @property
+    def metadata_path(self) -> Path:
+        return Path(self.backup_dir) / self.METADATA
 
     def on_train_begin(self, logs=None):
         try:
-            super().on_train_begin(logs)
+            epoch = self._restore()
         except (OSError, ValueError, KeyError) as error:  # h5py, Keras, the epoch's JSON
             shutil.rmtree(self.backup_dir, ignore_errors=True)
             self.echo(
                 f"warning: the checkpoint in {self.backup_dir} could not be read ({error}); "
                 "this phase starts over from its first epoch."
             )
+            return
+        if epoch is not None:
+            start_fit_at(self.model, epoch)
+            self._resumed = True
+
+    def _restore(self) -> int | None:
+        """Load the checkpoint's weights (and optimizer state); the epochs it had done."""
+        if self.weights_path.exists():
+            optimizer = self.model.optimizer
+            if optimizer is not None and not optimizer.built:  # its variables are saved too
+                optimizer.build(self.model.trainable_variables)
+            self.model.load_weights(self.weights_path)
+        if not self.metadata_path.exists():
+            return None
+        return int(json.loads(self.metadata_path.read_text())["epoch"])
 
     def on_epoch_end(self, epoch, logs=None):
-        self._current_epoch = epoch + 1
-        self._last_batch_seen = 0
         now = time.monotonic()
         if self._last_save is None or now - self._last_save >= self.min_interval_s:
-            self._save_model()
+            self.save(epoch + 1)
             self._last_save = now
 
-    def _save_model(self):
-        write_h5(Path(self._weights_path), lambda temp: self.model.save_weights(str(temp)))
-        metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
-        write_text(Path(self._training_metadata_path), json.dumps(metadata))
+    def save(self, epochs_done: int) -> None:
+        """The checkpoint after ``epochs_done`` epochs: the weights, then the epoch count."""
+        write_h5(self.weights_path, lambda temp: self.model.save_weights(str(temp)))
+        write_text(self.metadata_path, json.dumps({"epoch": epochs_done, "batch": 0}))
+
+    def on_train_end(self, logs=None):
+        if self._resumed:  # a later fit of this model starts where its caller says
+            start_fit_at(self.model, None)
+            self._resumed = False
+        if Path(self.backup_dir).exists():
+            shutil.rmtree(self.backup_dir)

@@ -37,6 +37,8 @@ from training.digest import content_digest
 from training.errors import WriteError
 
 FEATURES_VERSION = 1
+# Each cache is <cache_dir>/features-<key>/ in the store's cache_dir() (see training.data.cache).
+PREFIX = "features-"
 """Bump when the feature pass changes (pooling, preprocessing, batching), so old files are not
 read."""
 
@@ -160,7 +162,7 @@ def cached_features(
         extract = extractor()
         return {split: extract(split_rows) for split, split_rows in rows.items()}
     key = feature_key(dataset_key, spec.name, spec.preprocess_mode, identity)
-    cache = FeatureCache(Path(cache_dir) / f"features-{key}", len(images), echo)
+    cache = FeatureCache(Path(cache_dir) / f"{PREFIX}{key}", len(images), echo)
     wanted = np.concatenate([np.asarray(r, np.int64) for r in rows.values()] or [[]])
     wanted = wanted.astype(np.int64)
     missing = len(np.unique(cache.missing(wanted)))

@@ -12,7 +12,7 @@ after a kill finds the unfinished run, reloads the weights saved at the end of p
 (phase 1's weights, checkpoints, history, predictions, the model) is renamed into place only when
 whole; a write that fails (a full disk) leaves the run interrupted, so the same command resumes it.
 
-One concept over 400 lines: the two-phase fit of one run, from its creation to its saved model.
+This module holds the two-phase fit of one run, from its creation to its saved model.
 """
 
 from __future__ import annotations
@@ -41,6 +41,14 @@ from training.fit.batchnorm import recalibrate_batchnorm, speed_up_moving_averag
 from training.fit.callbacks import RunLogger, ThrottledBackupAndRestore
 from training.fit.device import accelerator, apply_precision, resolve_jit, use_compilation_cache
 from training.fit.feature_cache import cached_features
+from training.fit.lr_auto import (
+    auto_findings,
+    auto_records,
+    gate_features,
+    resolve_auto,
+    sweep_finding,
+    underfit_rate,
+)
 from training.fit.optimizers import make_optimizer
 from training.fit.parallel import data_parallel
 from training.fit.prepare import PreparedData, prepare_for_config, resolve_model_config
@@ -108,13 +116,49 @@ def train(
     store = store or RunStore()
     use_compilation_cache(store.compilation_cache_dir())
     spec, image_size, data = prepare_for_config(config, store, progress=verbose > 0)
+    auto = _auto_rates(config, spec, image_size, data, store, echo)
     with data_parallel(config.devices, config.batch_size) as devices:
         if devices > 1:
             echo(f"Data-parallel training: each batch is split over {devices} devices.")
-        return _train_stored(config, spec, image_size, data, store, verbose, echo, on_run)
+        return _train_stored(config, spec, image_size, data, store, verbose, echo, on_run, auto)
 
 
-def _train_stored(config, spec, image_size, data, store, verbose, echo, on_run) -> TrainResult:
+def _auto_rates(config, spec, image_size, data, store, echo) -> Finding | None:
+    """``--lr auto``/``--finetune-lr auto`` picked by ``check``'s range test before the run
+    exists, so its config (and the fingerprint a rerun resumes by) holds the rates trained with;
+    the sweep's finding, or None when no rate is ``auto``."""
+    if not config.auto_rates:
+        return None
+    extractor = frozen_extractor(spec, data, image_size, config)
+    features, rows = gate_features(
+        config, spec, data, store.cache_dir(), extractor, echo, ("train",)
+    )
+    labels = data.cache.labels[rows["train"]]
+    finding = sweep_finding(features["train"], labels, len(data.class_names), config)
+    resolve_auto(config, finding, echo)
+    keras.utils.clear_session()  # the run's layers are named as if nothing was built before
+    return finding
+
+
+def frozen_extractor(spec, data, image_size, config):
+    """``extractor()`` for the gate's features: a classifier without dropout or augmentation
+    (random weights' BatchNorm recalibrated), returning ``extract(rows)``."""
+
+    def extractor():
+        keras.utils.set_random_seed(config.seed)
+        clf = build_classifier(
+            spec, data.class_names, image_size, config.weights, dropout=0.0, augment=False
+        )
+        if not config.pretrained:
+            recalibrate(clf, data, config)
+        return lambda todo: extract_features(clf, data.cache.images, todo, config.batch_size)
+
+    return extractor
+
+
+def _train_stored(
+    config, spec, image_size, data, store, verbose, echo, on_run, auto=None
+) -> TrainResult:
     """One stored run: created or resumed, marked failed or interrupted when it ends early."""
     fingerprint = config.fingerprint(data.cache.key)
     run = store.find_resumable("train", fingerprint)
@@ -127,7 +171,9 @@ def _train_stored(config, spec, image_size, data, store, verbose, echo, on_run) 
         on_run(run.id)
     store.append_event(run.id, {"event": "started", "splits": data.split_counts()})
     with store.tracking(run.id):
-        summary, findings = _train_run(config, spec, image_size, data, store, run.id, verbose, echo)
+        summary, findings = _train_run(
+            config, spec, image_size, data, store, run.id, verbose, echo, auto
+        )
     return TrainResult(run.id, summary, findings)
 
 
@@ -140,6 +186,7 @@ def _train_run(
     run_id: str,
     verbose: int,
     echo: Callable[[str], None],
+    auto: Finding | None = None,
 ) -> tuple[dict, list[dict]]:
     started = contention.snapshot()  # wall time, and the machine's other work from here
     keras.utils.set_random_seed(config.seed)
@@ -188,7 +235,11 @@ def _train_run(
         if not config.pretrained and not watch.exploded:
             recalibrate(clf, data, config)
 
-    outcome = Outcome(trainable, noise)
+    def sweep() -> Finding:  # the head's rate judged on its own features, when it underfits
+        return sweep_finding(features["train"], data.labels("train"), len(data.class_names), config)
+
+    judged = config.epochs_head > 0 and auto is None  # an auto rate sits inside the window
+    outcome = Outcome(trainable, noise, auto, sweep if judged else None)
     return _finish(config, clf, data, store, run_id, outcome, watch, policy, started)
 
 
@@ -210,10 +261,12 @@ def _reload_phase1(clf: Classifier, path, echo) -> bool:
 @dataclass
 class Outcome:
     """What the fit produced for the diagnoses besides the stored epochs: what could learn,
-    and the label check."""
+    the label check, the ``--lr auto`` sweep and the head's sweep to run if the fit underfits."""
 
     trainable: dict[str, int]
     label_noise: Finding
+    auto: Finding | None = None
+    sweep: Callable[[], Finding] | None = None
 
 
 def _trainable(model: keras.Model) -> int:
@@ -391,8 +444,14 @@ def _finish(config, clf, data, store, run_id, outcome, watch, policy, started):
         "epochs": {phase: len(h) for phase, h in histories.items()},
         "best_val_accuracy": _best_val_accuracy(histories),
         "devices": batch_multiple(),
+        **auto_records(outcome.auto),
     }
-    findings = [*audit_findings(data.audit), outcome.label_noise, watch.finding()]
+    findings = [
+        *audit_findings(data.audit),
+        outcome.label_noise,
+        *auto_findings(outcome.auto),
+        watch.finding(),
+    ]
     write_text(store.artifact(run_id, "history"), json.dumps(histories, indent=1))
     if watch.exploded:
         findings, summary["diagnosis"] = reconcile(findings, config.to_dict())
@@ -410,7 +469,7 @@ def _finish(config, clf, data, store, run_id, outcome, watch, policy, started):
             summary[split] = scores
     if "train" in summary and "val" in summary:
         summary["gap"] = summary["train"]["accuracy"] - summary["val"]["accuracy"]
-    findings += diagnose_fit(
+    fit = diagnose_fit(
         histories,
         summary,
         len(data.class_names),
@@ -418,6 +477,7 @@ def _finish(config, clf, data, store, run_id, outcome, watch, policy, started):
         causes=[outcome.label_noise],
         trainable=outcome.trainable,
     )
+    findings += fit + underfit_rate(fit, outcome.sweep)
     findings, summary["diagnosis"] = reconcile(findings, config.to_dict())
     found = as_dicts(findings)
     store.add_findings(run_id, found)

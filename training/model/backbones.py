@@ -9,19 +9,18 @@ weights rules) is in :mod:`training.model.registry`.
 from __future__ import annotations
 
 from training.model.registry import (
-    _GCS,
     META_PATH,
     WEIGHT_SUFFIXES,
     BackboneSpec,
+    Registry,
     check_weights,
     format_backbones,
-    get_backbone,
-    list_backbones,
-    register_family,
 )
 
 __all__ = [
+    "KERAS_WEIGHTS_URL",
     "META_PATH",
+    "REGISTRY",
     "WEIGHT_SUFFIXES",
     "BackboneSpec",
     "check_weights",
@@ -30,6 +29,17 @@ __all__ = [
     "list_backbones",
     "register_family",
 ]
+
+# Where keras.applications downloads its ImageNet weights from: one folder per family (or per
+# model) under this base. Keras keeps it in each application's private module constants, so it is
+# spelled here; a BackboneSpec shows it in messages that say where to fetch a weights file by hand.
+KERAS_WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
+
+REGISTRY = Registry(KERAS_WEIGHTS_URL)
+"""Every backbone, filled by the entries below as this module is imported."""
+register_family = REGISTRY.family
+get_backbone = REGISTRY.get
+list_backbones = REGISTRY.all
 
 
 # --- the registry ------------------------------------------------------------------------------
@@ -40,7 +50,7 @@ __all__ = [
     preprocess_mode="caffe",
     min_size=32,
     block_pattern=r"^(block\d+)_pool$",
-    weights_url=_GCS + "{model}/",
+    weights_url=KERAS_WEIGHTS_URL + "{model}/",
 )
 def _vgg() -> dict[str, int]:
     """VGG (Simonyan & Zisserman 2014): five conv stages, each closed by a 2x2 max pool."""
@@ -66,7 +76,7 @@ def _resnet() -> dict[str, int]:
     preprocess_mode="tf",
     min_size=32,
     block_pattern=_RESNET_BLOCKS,
-    weights_url=_GCS + "resnet/",
+    weights_url=KERAS_WEIGHTS_URL + "resnet/",
 )
 def _resnet_v2() -> dict[str, int]:
     """ResNet v2 (pre-activation): same units as v1; ``post_bn`` joins the last block."""

@@ -12,6 +12,8 @@ from __future__ import annotations
 import builtins
 from typing import Any
 
+from training.model.keras_internals import non_modeling_apis
+
 OURS = ("training",)
 """Babysitter's modules: its layers and losses are registered (``babysitter>…``), which Keras
 resolves by name; an unregistered one Keras refuses itself, saying so."""
@@ -77,8 +79,5 @@ def _ours(module: str) -> bool:
 
 def _non_modelling() -> frozenset[str]:
     """Names of the Keras functions Keras itself refuses to deserialize."""
-    try:
-        from keras.src.saving.serialization_lib import NON_MODELING_APIS
-    except ImportError:  # a private name: the fallback keeps the ones that touch files
-        return NON_MODELLING
-    return frozenset(api.rsplit(".", 1)[-1] for api in NON_MODELING_APIS) | NON_MODELLING
+    keras_list = non_modeling_apis()  # a private name: the fallback keeps those touching files
+    return NON_MODELLING if keras_list is None else keras_list | NON_MODELLING

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from training.atomic import write_h5
 from training.errors import WeightsError
+from training.model.keras_internals import snake_case
 
 if TYPE_CHECKING:
     from training.model.registry import BackboneSpec
@@ -186,9 +187,8 @@ def expected_layout(spec: BackboneSpec, image_size: int) -> dict[str, Any]:
 def _layer_names(model: Any) -> dict[str, str]:
     """Keras 3 file path → layer name, for messages: the loader names a layer's group after its
     class in snake case, numbered when repeated (``conv2d``, ``conv2d_1``)."""
-    try:
-        from keras.src.utils.naming import to_snake_case
-    except ImportError:  # a private helper: messages then show the paths alone
+    to_snake_case = snake_case()
+    if to_snake_case is None:  # a private helper: messages then show the paths alone
         return {}
     used: dict[str, int] = {}
     names = {}

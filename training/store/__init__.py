@@ -6,8 +6,8 @@ run folders, and ``report`` formats runs for the CLI. The layout on disk is desc
 :mod:`training.store.layout`.
 """
 
-from training.store.database import DB_NAME, DEFAULT_HOME, SCHEMA_VERSION
-from training.store.layout import ARTIFACTS, run_folders
+from training.store.database import DB_NAME, DEFAULT_HOME, HOME_VARIABLE, SCHEMA_VERSION
+from training.store.layout import ARTIFACTS, Layout, run_folders
 from training.store.runs import (
     KINDS,
     STALE_AFTER_S,
@@ -23,10 +23,12 @@ __all__ = [
     "ARTIFACTS",
     "DB_NAME",
     "DEFAULT_HOME",
+    "HOME_VARIABLE",
     "KINDS",
     "SCHEMA_VERSION",
     "STALE_AFTER_S",
     "STATUSES",
+    "Layout",
     "Run",
     "RunStore",
     "pid_alive",

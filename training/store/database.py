@@ -27,6 +27,7 @@ from training.home import usable_home
 from training.store.layout import run_folders
 
 DEFAULT_HOME = "./babysitter-home"
+HOME_VARIABLE = "BABYSITTER_HOME"
 DB_NAME = "babysitter.sqlite"
 BUSY_TIMEOUT_S = 30.0
 REPAIR_HINT = (
@@ -132,7 +133,7 @@ class Database:
     @staticmethod
     def resolve_home(home: Path | str | None = None) -> Path:
         """``home``, else ``$BABYSITTER_HOME``, else ``./babysitter-home``; checked usable."""
-        raw = home if home is not None else (os.environ.get("BABYSITTER_HOME") or DEFAULT_HOME)
+        raw = home if home is not None else (os.environ.get(HOME_VARIABLE) or DEFAULT_HOME)
         return usable_home(Path(raw).expanduser().resolve())
 
     # -- connections and schema ---------------------------------------------------------------
@@ -174,7 +175,7 @@ class Database:
         """One write transaction around several store calls, committed only if all succeed:
         ``runs repair`` replays a run all or nothing, so an error (or a kill) part-way through
         never leaves a half-replayed run that a second repair would take as indexed."""
-        with self._connect(write=True) as conn:
+        with self.connect(write=True) as conn:
             self._held = conn
             try:
                 yield conn
@@ -182,9 +183,10 @@ class Database:
                 self._held = None
 
     @contextlib.contextmanager
-    def _connect(self, write: bool = False) -> Iterator[sqlite3.Connection]:
+    def connect(self, write: bool = False) -> Iterator[sqlite3.Connection]:
         """A fresh connection; with ``write`` one IMMEDIATE transaction committed on success.
-        Inside :meth:`transaction`, its connection and transaction instead."""
+        Inside :meth:`transaction`, its connection and transaction instead. The store's modules
+        (runs, trials, jobs, repair) reach the index only through here."""
         if self._held is not None:
             yield self._held
             return
@@ -215,9 +217,9 @@ class Database:
             raise converted from error
 
     def _migrate(self) -> None:
-        with self._connect() as conn:
+        with self.connect() as conn:
             conn.execute("PRAGMA journal_mode = WAL")
-        with self._connect(write=True) as conn:
+        with self.connect(write=True) as conn:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise BabysitterError(

@@ -66,7 +66,7 @@ def _job_from_row(row: Any) -> Job:
 
 
 def get_job(store: RunStore, job_id: int) -> Job:
-    with store._connect() as conn:
+    with store.connect() as conn:
         row = conn.execute("SELECT * FROM jobs WHERE id = ?", (int(job_id),)).fetchone()
     if row is None:
         raise BabysitterError(f"No job {job_id} in {store.home}.")
@@ -75,7 +75,7 @@ def get_job(store: RunStore, job_id: int) -> Job:
 
 def list_jobs(store: RunStore, status: str | None = None) -> list[Job]:
     """Jobs, newest first, optionally of one status."""
-    with store._connect() as conn:
+    with store.connect() as conn:
         rows = conn.execute(
             "SELECT * FROM jobs WHERE (?1 IS NULL OR status = ?1) ORDER BY id DESC", (status,)
         ).fetchall()
@@ -85,7 +85,7 @@ def list_jobs(store: RunStore, status: str | None = None) -> list[Job]:
 def update_job(store: RunStore, job_id: int, only_running: bool = False, **fields: Any) -> bool:
     sets = ", ".join(f"{name} = ?" for name in fields)
     where = "id = ?" + (" AND status = 'running'" if only_running else "")
-    with store._connect(write=True) as conn:
+    with store.connect(write=True) as conn:
         cur = conn.execute(
             f"UPDATE jobs SET {sets}, updated_at = ? WHERE {where}",
             (*fields.values(), _now(), int(job_id)),
@@ -96,7 +96,7 @@ def update_job(store: RunStore, job_id: int, only_running: bool = False, **field
 def record_job(store: RunStore, args: list[str]) -> int:
     """The job's row (status running, no process yet) and its folder; its id."""
     now = _now()
-    with store._connect(write=True) as conn:
+    with store.connect(write=True) as conn:
         cur = conn.execute(
             "INSERT INTO jobs (kind, command_json, status, log_path, created_at, updated_at)"
             " VALUES (?, ?, 'running', '', ?, ?)",

@@ -6,13 +6,24 @@
                           tb/ (TensorBoard), backup/phase2/ (BackupAndRestore), tuner/ (Keras
                           Tuner's project), export/ (exports)
     jobs/<job_id>/        the app's job logs
-    datasets/             unpacked archives, remembered folders
+    datasets/             <digest>/ unpacked archives (each with its ``.complete`` marker),
+                          uploads/ archives the app received, being unpacked, and the app's
+                          lists: folders.json (folders named on the Datasets page), names.json
+                          (uploads' names as their users gave them, by dataset root),
+                          forgotten.json (datasets left out of the pickers; their files stay)
     cache/                images-<key>/ decoded images, features-<key>/ backbone features,
-                          audits/ audit reports, compiled/ the JAX compilation cache
+                          audits/ audit reports, weights-layouts/ what each backbone asks a
+                          weights file for, compiled/ the JAX compilation cache
+    weights/              weights files uploaded in the app
+    last_launch.json      the app's last launched search settings (the next form's defaults)
     demo/                 the generated demo dataset
 
-Only the store package builds these paths; everything else asks it, so the layout can change in
-one place.
+Only the store package builds these paths; everything else asks it (``RunStore``, or
+``Layout(home)`` for code handed a home folder), so the layout can change in one place. Inside a
+folder it hands out, the folder's user names its own entries: the caches in ``cache/`` (the
+decoded-image, feature and audit caches in ``training/data`` and ``training/fit``, which take
+``cache_dir()`` as their root and may not import the store), ``scan.resolve_dataset`` the
+unpacked archives in ``datasets/``, a run's own code the files in its artefact folders.
 """
 
 from __future__ import annotations
@@ -36,6 +47,8 @@ ARTIFACTS = {
     "tuner": "tuner",
     "export": "export",
 }
+DATASET_LISTS = ("folders", "names", "forgotten")
+"""The app's lists in ``datasets/`` (see above), each ``<name>.json``."""
 _ID_RE = re.compile(r"[a-z0-9][a-z0-9-]*")
 
 
@@ -65,9 +78,16 @@ def run_folders(home: Path) -> list[Path]:
 
 
 class Layout:
-    """Paths under ``self.home``; nothing is created except the top-level folders on first use."""
+    """Paths under ``self.home``; nothing is created except the top-level folders on first use.
+
+    ``RunStore`` is one (its home resolved and checked); ``Layout(home)`` gives the same paths for
+    a home already resolved, without opening the index (the app's helpers that are handed one).
+    """
 
     home: Path
+
+    def __init__(self, home: Path | str) -> None:
+        self.home = Path(home)
 
     # -- paths --------------------------------------------------------------------------------
 
@@ -88,9 +108,13 @@ class Layout:
         return self.run_dir(run_id) / ARTIFACTS[name]
 
     def _subdir(self, name: str) -> Path:
-        """``home/name``, created if missing; a file in its place is one message (exit 2) that
-        names it, never a traceback, and is left as it is."""
-        path = self.home / name
+        """``home/name``, created if missing (see :meth:`_folder`)."""
+        return self._folder(self.home / name)
+
+    def _folder(self, path: Path) -> Path:
+        """``path``, created if missing; a file in its place is one message (exit 2) that names
+        it, never a traceback, and is left as it is."""
+        name = path.name
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -129,3 +153,22 @@ class Layout:
     def jobs_dir(self) -> Path:
         """Where the app's jobs keep their logs (created on first use)."""
         return self._subdir("jobs")
+
+    def archive_uploads_dir(self) -> Path:
+        """Where the app keeps an uploaded archive while it is unpacked into ``datasets/``
+        (created on first use)."""
+        return self._folder(self.datasets_dir() / "uploads")
+
+    def dataset_list_file(self, name: str) -> Path:
+        """One of the app's lists of datasets (``DATASET_LISTS``), ``datasets/<name>.json``."""
+        if name not in DATASET_LISTS:
+            raise ValueError(f"Expected a list name in {DATASET_LISTS}. Received: {name!r}")
+        return self.datasets_dir() / f"{name}.json"
+
+    def weights_uploads_dir(self) -> Path:
+        """Where weights files uploaded in the app are kept (created on first use)."""
+        return self._subdir("weights")
+
+    def last_launch_file(self) -> Path:
+        """The app's last launched search settings (not created here)."""
+        return self.home / "last_launch.json"

@@ -99,7 +99,7 @@ def repair(home: Path | str | None = None) -> RepairReport:
         shown = ", ".join(f"{run_id!r:.80}" for run_id in damaged)
         report.state = f"damaged: {len(damaged)} row(s) could not be read ({shown})"
         report.kept = [_copy_aside(store)]
-    with store._connect() as conn:
+    with store.connect() as conn:
         indexed = {r[0] for r in conn.execute("SELECT id FROM runs")} - set(damaged)
     folders, links = scan_runs(home)
     report.skipped += [f"{link}: a symbolic link, not followed" for link in links]
@@ -160,7 +160,7 @@ def _copy_aside(store: RunStore) -> Path:
     target = store.db_path.with_name(f"{DB_NAME}.corrupt-{_stamp(store.db_path)}")
     copy = sqlite3.connect(target)
     try:
-        with store._connect() as conn:
+        with store.connect() as conn:
             conn.backup(copy)
     finally:
         copy.close()
@@ -196,7 +196,7 @@ def _replay(store: RunStore, folder: Path) -> list[str]:
     created_at = created.get("created_at") or (events[0]["time"] if events else _mtime(config_path))
     status, pid, summary, error = _last_status(events, created.get("pid"))
     updated_at = events[-1]["time"] if events else created_at
-    with store._connect(write=True) as conn:
+    with store.connect(write=True) as conn:
         conn.execute(
             "INSERT INTO runs (id, kind, label, status, created_at, updated_at, heartbeat_at,"
             " pid, fingerprint, dataset, config_json, summary_json, error)"
@@ -219,7 +219,7 @@ def _replay(store: RunStore, folder: Path) -> list[str]:
         )
     for event in events:
         _replay_event(store, run_id, event)
-    with store._connect(write=True) as conn:  # replayed epochs stamped now; keep the record's
+    with store.connect(write=True) as conn:  # replayed epochs stamped now; keep the record's
         conn.execute(
             "UPDATE runs SET updated_at = ?1, heartbeat_at = ?1 WHERE id = ?2", (updated_at, run_id)
         )

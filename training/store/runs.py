@@ -3,7 +3,7 @@
 Every index write is mirrored into the run folder's ``events.jsonl``, so the folder is the record
 of what ran and ``runs repair`` can rebuild a lost index from it.
 
-One concept over 400 lines: the run's record (its row, epochs, findings, events and journal),
+This module holds the run's record (its row, epochs, findings, events and journal),
 which must change together.
 """
 
@@ -165,7 +165,7 @@ class RunStore(Database, Layout):
             run_id = f"{stamp}-{_slug(label, kind)}-{secrets.token_hex(2)}"
             folder = self.run_dir(run_id)
             try:
-                with self._connect(write=True) as conn:
+                with self.connect(write=True) as conn:
                     conn.execute(
                         "INSERT INTO runs (id, kind, label, status, created_at, updated_at,"
                         " heartbeat_at, pid, fingerprint, dataset, config_json)"
@@ -202,7 +202,7 @@ class RunStore(Database, Layout):
             RunNotFoundError: nothing or several runs match; the message lists candidates.
         """
         query = id_or_prefix.strip()
-        with self._connect() as conn:
+        with self.connect() as conn:
             row = conn.execute("SELECT * FROM runs WHERE id = ?", (query,)).fetchone()
             if row is None and query:
                 rows = conn.execute(
@@ -237,7 +237,7 @@ class RunStore(Database, Layout):
     def _read_runs(self, where: str, params: tuple) -> tuple[list[Run], list[str]]:
         """Runs matching an SQL condition, newest first, and the ids of rows that could not be
         read: one bad row never hides the others."""
-        with self._connect() as conn:
+        with self.connect() as conn:
             rows = conn.execute(
                 f"SELECT * FROM runs WHERE {where} ORDER BY created_at DESC, id DESC", params
             ).fetchall()
@@ -286,7 +286,7 @@ class RunStore(Database, Layout):
             BabysitterError: another live process is running it, so two jobs never share a folder
                 (a launcher that created the run for a child process passes ``force=True``).
         """
-        with self._connect(write=True) as conn:
+        with self.connect(write=True) as conn:
             run = self._run_from_row(self._require(conn, run_id))
             if not force and run.pid != os.getpid() and run_is_alive(run, stale_after_s):
                 raise BabysitterError(
@@ -304,7 +304,7 @@ class RunStore(Database, Layout):
 
     def heartbeat(self, run_id: str) -> None:
         """Record that the run's process is still alive (see ``STALE_AFTER_S``)."""
-        with self._connect(write=True) as conn:
+        with self.connect(write=True) as conn:
             cur = conn.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ?", (_now(), run_id))
             if cur.rowcount == 0:
                 self._require(conn, run_id)
@@ -320,7 +320,7 @@ class RunStore(Database, Layout):
         if status not in STATUSES:
             raise ValueError(f"Expected status in {STATUSES}. Received: {status!r}")
         summary_json = _dumps(summary) if summary is not None else None
-        with self._connect(write=True) as conn:
+        with self.connect(write=True) as conn:
             cur = conn.execute(
                 "UPDATE runs SET status = ?, updated_at = ?,"
                 " summary_json = COALESCE(?, summary_json), error = COALESCE(?, error)"
@@ -360,7 +360,7 @@ class RunStore(Database, Layout):
 
     def delete_run(self, run_id: str) -> None:
         """Remove a run's rows (epochs and findings cascade) and its folder."""
-        with self._connect(write=True) as conn:
+        with self.connect(write=True) as conn:
             self._require(conn, run_id)
             conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
         shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
@@ -374,7 +374,7 @@ class RunStore(Database, Layout):
         phase 1 still lists before phase 2.
         """
         now = _now()
-        with self._connect(write=True) as conn:
+        with self.connect(write=True) as conn:
             self._require(conn, run_id)
             conn.execute(
                 "INSERT INTO epochs (run_id, phase, epoch, seq, metrics_json, recorded_at)"
@@ -390,7 +390,7 @@ class RunStore(Database, Layout):
 
     def epochs(self, run_id: str) -> list[dict[str, Any]]:
         """``{"phase", "epoch", **metrics}`` per epoch; phases by first record, then by epoch."""
-        with self._connect() as conn:
+        with self.connect() as conn:
             rows = conn.execute(
                 "SELECT phase, epoch, metrics_json,"
                 " MIN(seq) OVER (PARTITION BY phase) AS phase_seq FROM epochs WHERE run_id = ?"
@@ -405,7 +405,7 @@ class RunStore(Database, Layout):
     def add_findings(self, run_id: str, findings: list[Any]) -> None:
         """Append findings (dicts with ``check`` and ``status``, or Finding dataclasses)."""
         items = [dict(f) if isinstance(f, Mapping) else dataclasses.asdict(f) for f in findings]
-        with self._connect(write=True) as conn:
+        with self.connect(write=True) as conn:
             self._require(conn, run_id)
             (start,) = conn.execute(
                 "SELECT COALESCE(MAX(seq), 0) FROM findings WHERE run_id = ?", (run_id,)
@@ -428,7 +428,7 @@ class RunStore(Database, Layout):
 
     def findings(self, run_id: str) -> list[dict[str, Any]]:
         """The run's findings as stored, in the order they were added."""
-        with self._connect() as conn:
+        with self.connect() as conn:
             rows = conn.execute(
                 "SELECT finding_json FROM findings WHERE run_id = ? ORDER BY seq", (run_id,)
             ).fetchall()

@@ -30,7 +30,7 @@ def record_trial(
     """Insert or replace one trial; a redone trial overwrites its row and keeps its place."""
     if status not in TRIAL_STATUSES:
         raise ValueError(f"Expected trial status in {TRIAL_STATUSES}. Received: {status!r}")
-    with store._connect(write=True) as conn:
+    with store.connect(write=True) as conn:
         row = conn.execute(
             "SELECT seq FROM trials WHERE run_id = ? AND trial_id = ?", (run_id, trial_id)
         ).fetchone()
@@ -81,7 +81,7 @@ def trials(store: RunStore, run_id: str, stage: int | None = None) -> list[dict[
     if stage is not None:
         query += " AND stage = ?"
         params += (stage,)
-    with store._connect() as conn:
+    with store.connect() as conn:
         rows = conn.execute(query + " ORDER BY seq", params).fetchall()
     return [
         {
@@ -100,7 +100,7 @@ def trials(store: RunStore, run_id: str, stage: int | None = None) -> list[dict[
 
 def record_stage(store: RunStore, run_id: str, stage: int, space: dict, planned: int) -> None:
     """The ranges stage ``stage`` samples from and how many trials it runs."""
-    with store._connect(write=True) as conn:
+    with store.connect(write=True) as conn:
         conn.execute(
             "INSERT OR REPLACE INTO stages (run_id, stage, space_json, trials) VALUES (?, ?, ?, ?)",
             (run_id, stage, _dumps(space), planned),
@@ -109,7 +109,7 @@ def record_stage(store: RunStore, run_id: str, stage: int, space: dict, planned:
 
 
 def stages(store: RunStore, run_id: str) -> list[dict[str, Any]]:
-    with store._connect() as conn:
+    with store.connect() as conn:
         rows = conn.execute(
             "SELECT * FROM stages WHERE run_id = ? ORDER BY stage", (run_id,)
         ).fetchall()
