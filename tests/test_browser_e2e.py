@@ -405,17 +405,21 @@ def walk(page, server: str, tmp_path: Path) -> None:
     store.add_findings(search.id, [overfitting(search_l2(store, search.id))])
     go(page, "Runs")
     go(page, "Results")
-    apply = page.get_by_role("button", name="Search again with this change")
-    apply.wait_for()
+    buttons = page.get_by_role("button", name="Search again with this change")
+    buttons.first.wait_for()
+    # Each button sits under the exact command it starts: take the one that moves L2.
+    commands = main.locator('[data-testid="stCode"]').filter(has_text="--origin")
+    shown = [" ".join(c.split()) for c in commands.all_inner_texts()]
+    index = next(i for i, c in enumerate(shown) if "--space l2=" in c)
+    assert buttons.count() == len(shown), shown
     shots.append(shoot(page, "results-apply"))
-    apply.click()
+    buttons.nth(index).click()
     main.locator("h1", has_text="Monitor").wait_for()
     settle(page)
     applied = jobs.list_jobs(RunStore())[0]
     assert applied.id == 3 and applied.kind == "tuner search", applied
-    assert "--space" in applied.command and "--origin" in applied.command, applied.command
-    space = applied.command[applied.command.index("--space") + 1]
-    assert space.startswith("l2="), applied.command
+    assert " ".join(applied.command_line.split()) == shown[index]  # what the page showed
+    assert f"--origin {search.id}:" in shown[index]
     page.get_by_role("button", name="Cancel").click()  # the loop is shown: no need to train it
     settle(page)
     assert no_zombies(SERVER_PID[0])

@@ -19,8 +19,9 @@ from training.model.backbones import BackboneSpec, get_backbone
 from tuner.overrides import parse_overrides
 
 TUNERS = ("random", "hyperband", "bayesian")
-# Fields a resumed search may change without changing what it computes.
-RESUME_FREE = ("resume", "distributed", "devices", "origin")
+# Fields a resumed search may change without changing what it computes (``--resume`` and
+# ``--distributed`` are flags of the command, not fields of the config).
+RESUME_FREE = ("devices", "origin")
 
 
 @dataclass(kw_only=True)

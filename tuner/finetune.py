@@ -13,7 +13,6 @@ import shutil
 import numpy as np
 
 from training.atomic import atomic_path
-from training.babysit.findings import Finding
 from training.errors import BabysitterError, ConfigError, TrainingDiverged
 from training.fit.two_phase import train
 from training.store import RunStore
@@ -104,7 +103,6 @@ def finetune_top(config: SearchConfig, store: RunStore, run_id: str, echo):
     ranked = sorted(completed, key=lambda t: -t["score"])[: config.top_k]
     events = store.events(run_id)
     done = {e["trial_id"]: e for e in events if e.get("event") == "finetuned"}
-    findings: list[Finding] = []
     for rank, trial in enumerate(ranked, start=1):
         if trial["trial_id"] not in done and (finished := _linked_result(store, events, trial)):
             store.append_event(run_id, finished)  # killed after its run ended, before this
@@ -159,4 +157,4 @@ def finetune_top(config: SearchConfig, store: RunStore, run_id: str, echo):
         "trials": _trial_counts(all_trials),
         "model": str(store.artifact(run_id, "model")),
     }
-    return summary, findings
+    return summary

@@ -210,9 +210,8 @@ def search(
         machine = contention.snapshot()
         findings = _run_stages(config, trainers, store, run.id, echo, role)
         finetuning = time.perf_counter()
-        if config.top_k > 0:
-            summary, more = finetune_top(config, store, run.id, echo)
-            findings += more
+        if config.top_k > 0:  # its fine-tunes' findings go to the store, read back below
+            summary = finetune_top(config, store, run.id, echo)
         else:
             summary = head_only_summary(store, run.id)
         summary["seconds"] = {
