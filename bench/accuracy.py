@@ -97,9 +97,14 @@ from bench.search import (  # noqa: E402  (standard library only at import time)
     source_dataset,
 )
 
+TRAIN_VARIANTS = {
+    "babysitter": [],
+    "babysitter-unfreeze-all": ["--unfreeze", "all"],
+    "babysitter-lr-auto": ["--lr", "auto"],
+}
+"""``train`` with its defaults, and the variants measured against it (their extra flags)."""
 CONTESTANTS = (
-    "babysitter",
-    "babysitter-unfreeze-all",
+    *TRAIN_VARIANTS,
     "recipe",
     "recipe-guide-lr",
     "recipe-as-written",
@@ -108,6 +113,7 @@ CONTESTANTS = (
 TITLES = {
     "babysitter": "(a) Babysitter train",
     "babysitter-unfreeze-all": "(a') train --unfreeze all",
+    "babysitter-lr-auto": "(a'') train --lr auto",
     "recipe": "(b) keras.io recipe",
     "recipe-guide-lr": "(b') recipe, guide's 1e-5",
     "recipe-as-written": "(b'') recipe, BN trains",
@@ -311,8 +317,8 @@ def command(name: str, seed: int, split_dir: Path, weights: str, args, out: Path
     epochs = ["--epochs-head", str(args.epochs_head)]
     epochs += ["--epochs-finetune", str(args.epochs_finetune)]
     seed_arg = ["--seed", str(seed)]
-    if name in ("babysitter", "babysitter-unfreeze-all"):
-        every = ["--unfreeze", "all"] if name == "babysitter-unfreeze-all" else []
+    if name in TRAIN_VARIANTS:
+        every = TRAIN_VARIANTS[name]
         return [
             sys.executable, "-m", "training", "train", str(split_dir), *common,
             "--image-size", str(args.size), *seed_arg, *epochs, *every, "--json",
@@ -399,7 +405,7 @@ def run_one(name: str, seed: int, split_dir: Path, weights: str, args, work: Pat
     try:
         if code != 0:
             raise RuntimeError(f"exit {code}")
-        if name in ("babysitter", "babysitter-unfreeze-all", "search"):
+        if name in TRAIN_VARIANTS or name == "search":
             result = parse_babysitter(_json_document(stdout))
         else:
             result = json.loads(out.read_text())
@@ -564,6 +570,8 @@ def notes(name: str, args) -> list[str]:
         return [f"fine-tune lr {FINETUNE_LR[name]:g}, the whole base unfrozen, {bn}"]
     if name == "babysitter-unfreeze-all":
         return ["its defaults but --unfreeze all: fine-tune lr 1e-4, the whole base unfrozen"]
+    if name == "babysitter-lr-auto":
+        return ["its defaults but --lr auto: the head's rate from the range test on its features"]
     return ["its defaults: fine-tune lr 1e-4, the top 2 blocks unfrozen"]
 
 

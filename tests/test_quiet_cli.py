@@ -97,3 +97,20 @@ def test_an_import_that_fails_shows_everything_it_wrote(tmp_path):
     assert done.returncode == 1
     assert done.stderr.startswith(NOISE)
     assert "ImportError: libcudart.so.12: cannot open" in done.stderr
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback():
+    """``babysitter backbones --json | head -c 1``: the reader is gone; the command
+    stops quietly (exit 141, as Unix tools do) instead of printing a BrokenPipeError."""
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "training", "backbones", "--json"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    proc.stdout.close()  # gone before the command writes (it starts in about a second)
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) in (0, 141)
+    assert "Traceback" not in err and "BrokenPipe" not in err, err

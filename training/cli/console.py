@@ -124,6 +124,10 @@ def run_command(
     except KeyboardInterrupt:
         print(f"\ninterrupted: {resume_hint} to resume.", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader left (`… | head`): stop quietly, as Unix tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python's flush at exit then has nowhere to fail
+        return 141
 
 
 def emit_json(payload: object) -> None:
