@@ -121,7 +121,7 @@ def space_item(param: str, to: Any) -> str:
     """``--space`` for searching around ``to`` (or over ``to`` when it is already a range)."""
     if isinstance(to, list | tuple):
         return f"{param}={to[0]:g}:{to[1]:g}"
-    base = default_space(["x", "y"])[param] if param != "backbone" else None
+    base = default_space(["any"])[param] if param != "backbone" else None  # default ranges
     if base is None or base.kind == "choice":
         return f"{param}={_choices(param, to)}"
     low_limit, high_limit = spec(param).limits

@@ -31,6 +31,7 @@ from datetime import datetime
 from pathlib import Path
 
 from training import jobs
+from training.contention import cpu_times as _cpu_times  # a module name tests replace
 from training.data.images import IMAGE_EXTENSIONS
 from training.errors import BabysitterError
 from training.model.backbones import BackboneSpec, get_backbone
@@ -231,17 +232,6 @@ def machine_load(sample_s: float = SAMPLE_S) -> Load:
         return Load(os.getloadavg()[0], cores)
     except OSError:
         return Load(0.0, cores)
-
-
-def _cpu_times() -> tuple[float, float] | None:
-    """(busy, total) jiffies of all cores from ``/proc/stat``; None off Linux."""
-    try:
-        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    except (OSError, IndexError):
-        return None
-    values = [float(v) for v in fields[:8]]
-    idle = values[3] + values[4]  # idle + iowait
-    return sum(values) - idle, sum(values)
 
 
 def work_share(load: Load) -> float:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import training.fit.features
 import training.fit.prepare
 import training.fit.two_phase
 import tuner.search
@@ -43,7 +44,7 @@ def calls(monkeypatch):
     """How many times the audit and the backbone feature pass actually ran, and how many
     backbones a search built."""
     counts = {"audit": 0, "features": 0, "builds": 0}
-    audit, extract = training.fit.prepare.audit_dataset, training.fit.two_phase.extract_features
+    audit, extract = training.fit.prepare.audit_dataset, training.fit.features.extract_features
     build = tuner.search.build_classifier
 
     def counted_build(*args, **kwargs):
@@ -59,7 +60,7 @@ def calls(monkeypatch):
         return extract(*args, **kwargs)
 
     monkeypatch.setattr(training.fit.prepare, "audit_dataset", counted_audit)
-    monkeypatch.setattr(training.fit.two_phase, "extract_features", counted_extract)
+    monkeypatch.setattr(training.fit.features, "extract_features", counted_extract)
     monkeypatch.setattr(tuner.search, "build_classifier", counted_build)
     return counts
 

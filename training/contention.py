@@ -45,11 +45,19 @@ def others_since(start: Snapshot) -> dict[str, float | int] | None:
     return {"others": round(other, 2), "cores": os.cpu_count() or 1}
 
 
-def _busy_seconds() -> float | None:
+def cpu_times() -> tuple[float, float] | None:
+    """(busy, total) CPU seconds of all cores since boot, from ``/proc/stat`` (busy: all but
+    idle and iowait); None off Linux. The app's estimate samples it twice for the load now."""
     try:
         fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:8]
         ticks = os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return None
     values = [float(v) for v in fields]
-    return (sum(values) - values[3] - values[4]) / ticks  # all but idle and iowait
+    total = sum(values)
+    return (total - values[3] - values[4]) / ticks, total / ticks
+
+
+def _busy_seconds() -> float | None:
+    times = cpu_times()
+    return None if times is None else times[0]

@@ -28,9 +28,9 @@ from training.babysit.findings import Finding, as_dicts, worst_status
 from training.babysit.label_noise import label_noise_check
 from training.config import TrainConfig
 from training.fit.device import use_compilation_cache
+from training.fit.features import frozen_extractor
 from training.fit.lr_auto import gate_features, resolve_auto, sweep_finding
 from training.fit.prepare import prepare_for_config, resolve_model_config
-from training.fit.two_phase import frozen_extractor
 from training.model.classifier import build_head
 from training.store import RunStore
 

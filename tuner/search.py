@@ -36,8 +36,8 @@ from training.babysit.diagnosis import reconcile
 from training.babysit.findings import Finding, as_dicts
 from training.errors import ConfigError
 from training.fit.device import use_compilation_cache
+from training.fit.features import backbone_features, recalibrate
 from training.fit.prepare import PreparedData, prepare_data
-from training.fit.two_phase import backbone_features, recalibrate
 from training.model.backbones import get_backbone
 from training.model.classifier import build_classifier
 from training.store import RunStore

@@ -37,10 +37,10 @@ from training.babysit.label_noise import label_noise_check
 from training.config import TrainConfig
 from training.data.batches import ImageBatches, batch_multiple
 from training.errors import TrainingDiverged
-from training.fit.batchnorm import recalibrate_batchnorm, speed_up_moving_averages
+from training.fit.batchnorm import speed_up_moving_averages
 from training.fit.callbacks import RunLogger, ThrottledBackupAndRestore
 from training.fit.device import accelerator, apply_precision, resolve_jit, use_compilation_cache
-from training.fit.feature_cache import cached_features
+from training.fit.features import backbone_features, frozen_extractor, recalibrate
 from training.fit.lr_auto import (
     auto_findings,
     auto_records,
@@ -72,15 +72,6 @@ def balanced_class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
     counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
     weights = len(labels) / (num_classes * np.maximum(counts, 1))
     return weights.astype(np.float32)
-
-
-def extract_features(clf: Classifier, images: np.ndarray, rows: np.ndarray, batch_size: int):
-    """Pooled backbone outputs of ``rows`` (no augmentation), as float32."""
-    if len(rows) == 0:
-        return np.zeros((0, int(clf.features.output.shape[-1])), np.float32)
-    batches = ImageBatches(images, np.zeros(len(images), np.int32), rows, batch_size)
-    features = batches.trim(clf.features.predict(batches, verbose=0))
-    return np.asarray(features, dtype=np.float32)
 
 
 def evaluate_split(model: keras.Model, data: PreparedData, split: str, batch_size: int) -> dict:
@@ -138,22 +129,6 @@ def _auto_rates(config, spec, image_size, data, store, echo) -> Finding | None:
     resolve_auto(config, finding, echo)
     keras.utils.clear_session()  # the run's layers are named as if nothing was built before
     return finding
-
-
-def frozen_extractor(spec, data, image_size, config):
-    """``extractor()`` for the gate's features: a classifier without dropout or augmentation
-    (random weights' BatchNorm recalibrated), returning ``extract(rows)``."""
-
-    def extractor():
-        keras.utils.set_random_seed(config.seed)
-        clf = build_classifier(
-            spec, data.class_names, image_size, config.weights, dropout=0.0, augment=False
-        )
-        if not config.pretrained:
-            recalibrate(clf, data, config)
-        return lambda todo: extract_features(clf, data.cache.images, todo, config.batch_size)
-
-    return extractor
 
 
 def _train_stored(
@@ -273,21 +248,6 @@ def _trainable(model: keras.Model) -> int:
     return int(sum(np.prod(w.shape) for w in model.trainable_weights))
 
 
-def backbone_features(spec, data, splits, config, cache_dir, classifier, echo):
-    """The frozen backbone's features of ``splits``; pretrained ones come from (and go to) the
-    store's feature cache, so a later run on the same data and weights skips the pass.
-    ``classifier()`` gives the built model; it is called only when features must be computed."""
-
-    def extractor():
-        clf = classifier()
-        return lambda rows: extract_features(clf, data.cache.images, rows, config.batch_size)
-
-    rows = {split: data.rows(split) for split in splits}
-    return cached_features(
-        spec, data.cache.images, rows, cache_dir, data.cache.key, config.weights, extractor, echo
-    )
-
-
 def _label_noise(features, data, config) -> Finding:
     rows = data.rows("train")
     return label_noise_check(
@@ -299,18 +259,6 @@ def _label_noise(features, data, config) -> Finding:
         train_files=[data.cache.rels[i] for i in rows],
         seed=config.seed,
         settings=config.to_dict(),
-    )
-
-
-def recalibrate(clf: Classifier, data: PreparedData, config: TrainConfig) -> None:
-    """Random-weight BatchNorm statistics re-estimated on the training images."""
-    recalibrate_batchnorm(
-        clf.backbone,
-        clf.preprocess,
-        data.cache.images,
-        data.rows("train"),
-        config.batch_size,
-        seed=config.seed,
     )
 
 
