@@ -108,6 +108,7 @@ CONTESTANTS = (
     "recipe",
     "recipe-guide-lr",
     "recipe-as-written",
+    "recipe-our-augment",
     "search",
 )
 TITLES = {
@@ -117,6 +118,7 @@ TITLES = {
     "recipe": "(b) keras.io recipe",
     "recipe-guide-lr": "(b') recipe, guide's 1e-5",
     "recipe-as-written": "(b'') recipe, BN trains",
+    "recipe-our-augment": "(b''') recipe, our augment",
     "search": "(c) Babysitter search",
 }
 BATCH = 32  # the guide's batch size and Babysitter's default
@@ -127,6 +129,13 @@ RECIPES = {
     "recipe": {"finetune_lr": HEAD_LR / 10, "freeze_batchnorm": True},
     "recipe-guide-lr": {"finetune_lr": 1e-5, "freeze_batchnorm": True},
     "recipe-as-written": {"finetune_lr": HEAD_LR / 10, "freeze_batchnorm": False},
+    # The recipe with Babysitter's augmentation (one affine warp: flip, rotation 0.05, zoom 0.1)
+    # in place of RandomFlip + RandomRotation(0.1): does the augmentation explain the gap?
+    "recipe-our-augment": {
+        "finetune_lr": HEAD_LR / 10,
+        "freeze_batchnorm": True,
+        "augmentation": "babysitter",
+    },
 }
 FINETUNE_LR = {name: r["finetune_lr"] for name, r in RECIPES.items()}
 TARGET_SEARCH_POINTS = 2.0  # a search should beat the recipe by this many points…
@@ -199,21 +208,29 @@ def load_folders(split_dir: Path, size: int):
     return out[0], out[1], classes
 
 
-def build_recipe(backbone: str, size: int, weights: str | None, classes: int):
-    """The guide's model: ``(model, base)``; the base frozen and called with ``training=False``."""
+def build_recipe(
+    backbone: str, size: int, weights: str | None, classes: int, augmentation: str = "guide"
+):
+    """The guide's model: ``(model, base)``; the base frozen and called with ``training=False``.
+    ``augmentation="babysitter"`` swaps in the classifier's own augmentation layer."""
     import keras
     from keras import layers
 
     from training.model.backbones import get_backbone
+    from training.model.classifier import build_augmentation
     from training.model.layers import ImagePreprocessing
 
     spec = get_backbone(backbone)
     # keras.applications.<Backbone>(weights=None, include_top=False) + load_weights(PATH)
     base = spec.build(size, weights, include_top=False, pooling=None)
     base.trainable = False
-    augmentation = keras.Sequential([layers.RandomFlip("horizontal"), layers.RandomRotation(0.1)])
+    augment = (
+        build_augmentation(seed=None)
+        if augmentation == "babysitter"
+        else keras.Sequential([layers.RandomFlip("horizontal"), layers.RandomRotation(0.1)])
+    )
     inputs = keras.Input(shape=(size, size, 3))
-    x = augmentation(inputs)
+    x = augment(inputs)
     x = ImagePreprocessing(spec.preprocess_mode)(x)  # the backbone's own preprocess_input
     x = base(x, training=False)  # BatchNorm stays in inference mode, even once unfrozen
     x = layers.GlobalAveragePooling2D()(x)
@@ -234,7 +251,9 @@ def run_recipe(cfg: dict) -> dict:
     started = time.perf_counter()
     (x_train, y_train), (x_val, y_val), classes = load_folders(Path(cfg["split_dir"]), cfg["size"])
     decoded = time.perf_counter()
-    model, base = build_recipe(cfg["backbone"], cfg["size"], cfg["weights"], len(classes))
+    model, base = build_recipe(
+        cfg["backbone"], cfg["size"], cfg["weights"], len(classes), cfg.get("augmentation", "guide")
+    )
     fit = {"x": x_train, "y": y_train, "batch_size": BATCH, "verbose": 0}
     fit["validation_data"] = (x_val, y_val)
     history: dict[str, list] = {}
@@ -567,7 +586,12 @@ def notes(name: str, args) -> list[str]:
             if RECIPES[name]["freeze_batchnorm"]
             else "BatchNorm left trainable: Keras 3 trains it despite training=False"
         )
-        return [f"fine-tune lr {FINETUNE_LR[name]:g}, the whole base unfrozen, {bn}"]
+        augment = (
+            "; Babysitter's augmentation layer instead of RandomFlip + RandomRotation(0.1)"
+            if RECIPES[name].get("augmentation") == "babysitter"
+            else ""
+        )
+        return [f"fine-tune lr {FINETUNE_LR[name]:g}, the whole base unfrozen, {bn}{augment}"]
     if name == "babysitter-unfreeze-all":
         return ["its defaults but --unfreeze all: fine-tune lr 1e-4, the whole base unfrozen"]
     if name == "babysitter-lr-auto":

@@ -189,7 +189,7 @@ FAULTS = [
     ),
     Fault(
         "one class 20x smaller",
-        [Expect("class_balance", words=("--class-weights balanced",))],
+        [Expect("class_balance", words=("--class-weights auto",))],
         plant=lambda root, rng: zoo_data.shrink_class(root, zoo_data.classes_of(root)[-1], 20),
         allowed=("too_few_images",),
         commands=("check",),

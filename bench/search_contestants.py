@@ -297,8 +297,9 @@ def run_plain_features(cfg: dict, workdir: Path) -> dict:
     }
 
 
-def run_babysitter(cfg: dict, workdir: Path) -> dict:
-    """(c) ``tuner.search.search`` with ``top_k=0`` (head search only) in an empty home."""
+def run_babysitter(cfg: dict, workdir: Path, trial_execution: str = "batched") -> dict:
+    """(c) ``tuner.search.search`` with ``top_k=0`` (head search only) in an empty home; (d)
+    the same with ``trial_execution="serial"``."""
     from training.store import RunStore
     from training.store.trials import trials as stored_trials
     from tuner.config import SearchConfig
@@ -317,6 +318,7 @@ def run_babysitter(cfg: dict, workdir: Path) -> dict:
         top_k=0,
         seed=cfg["seed"],
         precision="float32",  # as the plain contestants (on a GPU "auto" may pick bfloat16)
+        trial_execution=trial_execution,
     )
     messages: list[str] = []
     wall = time.time()
@@ -385,7 +387,12 @@ def _since(stamp: str | None, wall: float) -> float | None:
     return datetime.fromisoformat(stamp).timestamp() - wall
 
 
-RUNNERS = {"plain": run_plain, "plain-features": run_plain_features, "babysitter": run_babysitter}
+RUNNERS = {
+    "plain": run_plain,
+    "plain-features": run_plain_features,
+    "babysitter": run_babysitter,
+    "babysitter-serial": lambda cfg, workdir: run_babysitter(cfg, workdir, "serial"),
+}
 
 
 def environment() -> dict:

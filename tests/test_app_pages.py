@@ -46,7 +46,7 @@ def made(tmp_path_factory):
         ("tuner", ["search", str(data), "--backbone", "VGG16", "--trials", "4", "--stages", "2"]),
     ):
         if module == "training":
-            args += ["--epochs-finetune", "1"]
+            args += ["--epochs-finetune", "1", "--lr", "auto"]
         else:
             args += ["--epochs-head", "2", "--epochs-finetune", "0", "--top-k", "1"]
         done = subprocess.run(
@@ -303,10 +303,16 @@ def test_results_confusion_matrix_mistakes_and_model_download(home, made):
     assert len(diagnosis) == 1, boxes
     download = at.get("download_button")
     assert download and download[0].proto.label == "Download model (.keras)"
+    assert download[-1].proto.label == "Download model card (.md)"  # the search's fine-tune
     mistakes = [c for c in body.split("\n") if ", predicted **" in c]
     assert mistakes or "No mistakes" in body
     if mistakes:
         assert at.get("image")
+
+
+def test_results_of_a_train_run_says_the_rate_lr_auto_picked(home, made):
+    body = texts(page("results", run_id=made["train"].id))
+    assert "lr auto → " in body, body  # the same line the CLI printed after the run
 
 
 def test_results_converts_the_model_to_tflite_for_download(home, made):
@@ -316,7 +322,8 @@ def test_results_converts_the_model_to_tflite_for_download(home, made):
     failed = [e.value for e in at.error if "TFLite" in e.value]
     assert not at.exception and not failed, failed
     labels = [b.proto.label for b in at.get("download_button")]
-    assert labels == ["Download model (.keras)", "Download model (.tflite)"]
+    card = "Download model card (.md)"
+    assert labels == ["Download model (.keras)", "Download model (.tflite)", card]
     exported = RunStore().artifact(made["train"].id, "model").parent / "export" / "model.tflite"
     assert exported.stat().st_size > 10_000
 

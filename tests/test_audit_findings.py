@@ -147,7 +147,7 @@ def test_imbalanced_classes_warn_with_class_weights(tmp_path):
     assert balance.status == "warn" and balance.measured == 4.0
     assert balance.evidence["counts"] == {"cat": 60, "dog": 15}
     assert (balance.evidence["largest"], balance.evidence["smallest"]) == ("cat", "dog")
-    assert "--class-weights balanced" in balance.advice and "'dog'" in balance.advice
+    assert "--class-weights auto" in balance.advice and "'dog'" in balance.advice
 
 
 def test_a_class_twenty_times_smaller_fails(tmp_path):

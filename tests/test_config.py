@@ -73,6 +73,7 @@ def test_a_search_hands_every_shared_field_to_its_fine_tunes_and_both_clis_offer
         "batch_size": 7,
         "val_split": 0.3,
         "seed": 11,
+        "class_weights": "none",
         "precision": "float32",
         "jit": "off",
         "devices": "1",

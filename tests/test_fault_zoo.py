@@ -158,10 +158,10 @@ def test_exact_copies_in_validation_fail_the_leakage_check(data):
     assert leakage["evidence"]["exact"] > 0 and "exact" in leakage["advice"]
 
 
-def test_a_class_20x_smaller_asks_for_balanced_class_weights(data):
+def test_a_class_20x_smaller_says_the_loss_is_weighted_by_class(data):
     zoo_data.shrink_class(data, "disc", 20)
     balance = named(check(data), "class_balance")
-    assert "--class-weights balanced" in balance["advice"]
+    assert "--class-weights auto" in balance["advice"]
 
 
 def test_five_images_per_class_fail_as_too_few(data):

@@ -36,6 +36,7 @@ CHANGED = {
         "schedule": "cosine",
         "label_smoothing": 0.1,
         "augment": False,
+        "calibrate": False,
         "class_weights": "balanced",
     },
     SearchConfig: {
@@ -50,6 +51,7 @@ CHANGED = {
         "top_k": 1,
         "tuner": "hyperband",
         "space": ["lr=1e-4:1e-2", "optimizer=adam,sgd"],
+        "class_weights": "balanced",
     },
 }
 

@@ -29,8 +29,8 @@ from tests.cli_process import ROOT, cli_command, cli_env
 from tests.imagegen import make_image_folder
 from training.store import RunStore, shown_status
 from training.store.trials import stages, trials
+from tuner.head_tuner import HeadTuner
 from tuner.oracles import make_oracle
-from tuner.search import HeadTuner
 from tuner.stages import plan_stages
 
 POLL_S = 0.01
@@ -162,6 +162,7 @@ def test_search_killed_between_trials_and_in_its_fine_tune_resumes_every_trial_o
         "--weights", "none", "--image-size", "32", "--batch-size", "8", "--trials", str(TRIALS),
         "--stages", str(len(PLAN)), "--epochs-head", str(TRIAL_EPOCHS), "--epochs-finetune", "0",
         "--top-k", "1", "--space", "optimizer=adam", "--space", "head_units=0", "--resume",
+        "--trial-execution", "serial",  # one trial ends at a time; batched: test_batched_stage
     ]  # fmt: skip
     store = RunStore(babysitter_home)
     seen: dict[str, dict] = {}  # every trial recorded before a kill: kept as it was

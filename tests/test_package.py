@@ -58,12 +58,12 @@ def pins(name: str) -> list[Requirement]:
 
 def test_the_pinned_requirements_lie_inside_the_declared_dependencies():
     """requirements.txt (what CI and the image install: the core and the app) and
-    requirements-dev.txt (the jax and dev extras) name the same distributions as pyproject.toml,
-    and every pin satisfies the declared range."""
+    requirements-dev.txt (the jax, onnx and dev extras) name the same distributions as
+    pyproject.toml, and every pin satisfies the declared range."""
     groups = declared()
     for name, names in (
         ("requirements.txt", ("core", "app")),
-        ("requirements-dev.txt", ("jax", "dev")),
+        ("requirements-dev.txt", ("jax", "dev", "onnx")),
     ):
         ranges = {k: v for group in names for k, v in groups[group].items()}
         pinned = pins(name)
@@ -72,7 +72,7 @@ def test_the_pinned_requirements_lie_inside_the_declared_dependencies():
             (version,) = (spec.version for spec in pin.specifier)
             assert version in ranges[canonicalize_name(pin.name)], f"{pin} is outside its range"
     dev = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    assert "babysitter[app,jax]" in dev["optional-dependencies"]["dev"]
+    assert "babysitter[app,jax,onnx]" in dev["optional-dependencies"]["dev"]
 
 
 def imported_distributions(folder: Path) -> dict[str, set[str]]:
@@ -102,18 +102,20 @@ def imported_distributions(folder: Path) -> dict[str, set[str]]:
 # and what happens when it is missing.
 OPTIONAL_IMPORTS = {
     ("entry.py", "streamlit"): "`babysitter app` says to install the [app] extra",
+    ("export_onnx.py", "onnx"): "`export --format onnx` says to install the [onnx] extra",
 }
 
 
 def test_every_import_is_declared():
     """What training and tuner import is a core dependency (JAX: the jax extra, the second
-    backend); what the app imports is core or the app extra; the tests' is any group."""
+    backend, imported only under KERAS_BACKEND=jax); what the app imports is core or the app
+    extra; the tests' is any group."""
     groups = declared()
     allowed = {
         "training": ("core", "jax"),
-        "tuner": ("core",),
+        "tuner": ("core", "jax"),
         "app": ("core", "app"),
-        "tests": ("core", "app", "jax", "dev"),
+        "tests": ("core", "app", "jax", "dev", "onnx"),
     }
     missing = []
     for folder, names in allowed.items():

@@ -24,12 +24,12 @@ import pytest
 from training.fit.keras_internals import start_fit_at
 from training.store import RunStore
 from training.store.trials import trials
-from tuner import kt_internals
+from tuner import head_tuner, kt_internals
 from tuner import search as search_module
 from tuner.config import SearchConfig
+from tuner.head_tuner import HeadTuner, TrialNotReported
 from tuner.heads import HeadResult
 from tuner.oracles import make_oracle
-from tuner.search import HeadTuner, TrialNotReported
 
 KT_ENV = ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT")
 
@@ -97,7 +97,7 @@ def test_every_file_of_a_project_is_written_through_save_state(tmp_path, monkeyp
     monkeypatch.setattr(kt.engine.trial.Trial, "save", in_place)
     monkeypatch.setattr(kt.Oracle, "save", in_place, raising=False)
     monkeypatch.setattr(kt_internals, "save_state", lambda s, p: written.append(Path(p).name))
-    monkeypatch.setattr(search_module, "save_state", lambda s, p: written.append(Path(p).name))
+    monkeypatch.setattr(head_tuner, "save_state", lambda s, p: written.append(Path(p).name))
     tuner = stage_tuner(tmp_path)
     tuner.on_search_begin()
     trial = tuner.oracle.create_trial(tuner.tuner_id)
@@ -182,10 +182,12 @@ def test_a_fit_starts_at_the_epoch_set_in_on_train_begin():
 class Heads:
     """A head trainer that plays back results: "explode", "fine", or an error to raise."""
 
+    seed = 0
+
     def __init__(self, *plays):
         self.plays = list(plays)
 
-    def train(self, hp, epochs):
+    def train(self, hp, epochs, seed=None):
         play = self.plays.pop(0)
         if isinstance(play, Exception):
             raise play

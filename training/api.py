@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from training.data.images import load_rgb
+from training.explain import Explanation, explain_arrays
 from training.predict import (
     check_top_k,
     class_names_of,
@@ -36,19 +37,30 @@ class TrainedModel:
     class_names: list[str]
     image_size: int
 
-    def probabilities(self, images: list[Any]) -> np.ndarray:
-        """One row of class probabilities per image (columns in ``class_names`` order)."""
-        return predict_arrays(self.model, np.stack([self._pixels(i) for i in images]))
+    def probabilities(self, images: list[Any], tta: bool = False) -> np.ndarray:
+        """One row of class probabilities per image (columns in ``class_names`` order);
+        ``tta``: averaged over the image and its mirror (and the rotations and zoom the
+        training augmentation used; see ``training.tta``)."""
+        pixels = np.stack([self._pixels(i) for i in images])
+        return predict_arrays(self.model, pixels, tta=tta)
 
-    def predict(self, images: list[Any], top_k: int = 3) -> list[list[tuple[str, float]]]:
+    def predict(
+        self, images: list[Any], top_k: int = 3, tta: bool = False
+    ) -> list[list[tuple[str, float]]]:
         """The ``top_k`` most likely ``(class, probability)`` pairs per image, likeliest first."""
         check_top_k(top_k)
-        rows = self.probabilities(images)
+        rows = self.probabilities(images, tta=tta)
         best = np.argsort(-rows, axis=1)[:, :top_k]
         return [
             [(self.class_names[j], float(row[j])) for j in top]
             for row, top in zip(rows, best, strict=True)
         ]
+
+    def explain(self, images: list[Any]) -> list[Explanation]:
+        """Where the model looked, per image: a heatmap (size × size, in [0, 1]) for its
+        predicted class, with the class, its probability and the method (Grad-CAM, or
+        occlusion where Grad-CAM is not possible); see ``training.explain``."""
+        return explain_arrays(self.model, np.stack([self._pixels(i) for i in images]))
 
     def _pixels(self, image: Any) -> np.ndarray:
         """Any accepted image as uint8 RGB at the model's size, resized the way training was."""

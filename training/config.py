@@ -26,7 +26,9 @@ SWITCHES = ("auto", "on", "off")
 FINGERPRINT_FREE = ("devices", "origin")
 """Fields that do not change what a run computes: a run resumed on other devices, or typed again
 without the app's ``--origin`` note, is the same run."""
-CLASS_WEIGHTS = ("none", "balanced")
+CLASS_WEIGHTS = ("auto", "balanced", "none")
+"""``--class-weights``: auto weights the loss by inverse class frequency when the audit finds the
+classes imbalanced (see ``training.fit.class_weights``), balanced always, none never."""
 AUTO = "auto"
 """``--lr auto``/``--finetune-lr auto``: ``train`` picks the rate by the learning-rate range test
 (see ``training.fit.lr_auto``) and stores the number it trained with."""
@@ -105,6 +107,12 @@ class SharedConfig:
     batch_size: int = arg(32)
     val_split: float = arg(0.2, "share of the images held out for validation")
     seed: int = arg(0)
+    class_weights: str = arg(
+        "auto",
+        "weight the loss by inverse class frequency: auto when the audit finds the classes "
+        "imbalanced (largest/smallest over 3), balanced always, none never",
+        choices=CLASS_WEIGHTS,
+    )
     precision: str = arg("auto", choices=PRECISIONS, group=RUNS_ON)
     jit: str = arg("auto", "XLA compilation", choices=SWITCHES, group=RUNS_ON)
     devices: int | str = arg(
@@ -130,6 +138,7 @@ class SharedConfig:
         _check_float("val_split", self.val_split)
         _check_choice("precision", self.precision, PRECISIONS)
         _check_choice("jit", self.jit, SWITCHES)
+        _check_choice("class_weights", self.class_weights, CLASS_WEIGHTS)
         if self.origin is not None and not ORIGIN.fullmatch(str(self.origin)):
             raise FieldError(
                 f"Expected --origin as RUN:CHECK (e.g. 20261207-101500-ab12:underfitting). "
@@ -183,7 +192,10 @@ class TrainConfig(SharedConfig):
     schedule: str = arg("constant", "learning-rate schedule within each phase", choices=SCHEDULES)
     label_smoothing: float = arg(0.0)
     augment: bool = arg(True, "turn off flip/rotation/zoom augmentation in phase 2")
-    class_weights: str = arg("none", choices=CLASS_WEIGHTS)
+    # In the fingerprint: it changes the saved model, so a run's config.json says which it holds.
+    calibrate: bool = arg(
+        True, "keep the raw probabilities: no temperature fitted on validation after training"
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -206,7 +218,6 @@ class TrainConfig(SharedConfig):
                 _check_float(name, getattr(self, name))
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("schedule", self.schedule, SCHEDULES)
-        _check_choice("class_weights", self.class_weights, CLASS_WEIGHTS)
         if self.epochs_head == 0 and self.epochs_finetune == 0:
             raise ConfigError(
                 "Both phases are skipped: epochs_head=0 and epochs_finetune=0. "
@@ -268,10 +279,13 @@ class TrainConfig(SharedConfig):
 
 
 def normalize_weights(weights: str | None) -> str:
-    """``None``/"none"/"random" → "none"; "imagenet" stays; anything else is a file path."""
-    if weights is None or str(weights).lower() in ("none", "random", ""):
+    """``None``/"none"/"random" → "none"; "imagenet" stays; anything else is a file path.
+
+    The one reading of a ``--weights`` value: the registry's loader starts from it too."""
+    word = "" if weights is None else str(weights).strip().lower()
+    if word in ("none", "random", ""):
         return "none"
-    if str(weights).lower() == "imagenet":
+    if word == "imagenet":
         return "imagenet"
     return str(weights)
 

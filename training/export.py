@@ -1,6 +1,7 @@
-"""Export a run's model: ``.keras`` anywhere, SavedModel and TFLite (LiteRT) on TensorFlow.
+"""Export a run's model: ``.keras`` anywhere, SavedModel, TFLite (LiteRT) and ONNX on TensorFlow.
 
-SavedModel and LiteRT go through Keras' own ``model.export``, which needs the TensorFlow backend.
+SavedModel, LiteRT and ONNX go through Keras' own ``model.export``, from the TensorFlow backend
+(ONNX with the ``[onnx]`` extra's converter: ``training.export_onnx``).
 The exported graph keeps the uint8 input and the preprocessing, like the ``.keras`` file.
 
 An export never destroys: it is written to a temporary sibling and renamed into place only when
@@ -12,7 +13,7 @@ written is what ``predict`` and the format's own tools expect.
 Every export carries Babysitter's marker (:data:`MARKER`: an entry of the ``.keras`` zip, a file
 in the SavedModel folder, a trailer after the TFLite flatbuffer, which readers ignore), and
 ``--force`` replaces only a target carrying it: a model file that merely looks like an export
-(someone's own Keras model) is never replaced.
+(someone's own Keras model) is never replaced. An ONNX file carries it in its ``metadata_props``.
 """
 
 from __future__ import annotations
@@ -28,11 +29,17 @@ from pathlib import Path
 import keras
 
 from training.errors import BackendError, ConfigError, ExportError
+from training.export_onnx import mark_onnx, not_onnx, onnx_marked, require_converter, write_onnx
 from training.predict import load_model_file, resolve_model_path
 from training.store import RunStore
 
-FORMATS = {"keras": "model.keras", "savedmodel": "saved_model", "tflite": "model.tflite"}
-SUFFIXES = {"keras": ".keras", "tflite": ".tflite"}
+FORMATS = {
+    "keras": "model.keras",
+    "savedmodel": "saved_model",
+    "tflite": "model.tflite",
+    "onnx": "model.onnx",
+}
+SUFFIXES = {"keras": ".keras", "tflite": ".tflite", "onnx": ".onnx"}
 MARKER = "babysitter-export.json"
 """The name of the marker in a ``.keras`` zip and a SavedModel folder."""
 TFLITE_TRAILER = b"\n\x00babysitter-export\n"
@@ -61,6 +68,8 @@ def export_model(
             f"{keras.backend.backend()}. Run it as: KERAS_BACKEND=tensorflow python -m training "
             f"export {model_or_run} --format {fmt}"
         )
+    if fmt == "onnx":
+        require_converter()
     source = resolve_model_path(model_or_run, store)
     if output is None:  # the run's own export folder: an earlier export there is replaced
         target = source.parent / "export" / FORMATS[fmt]
@@ -71,6 +80,8 @@ def export_model(
     model = load_model_file(source)  # refuse to export a file that would not load
     if fmt == "keras":
         write = lambda temp: shutil.copyfile(source, temp)  # noqa: E731
+    elif fmt == "onnx":
+        write = lambda temp: write_onnx(model, temp)  # noqa: E731
     else:
         kind = "tf_saved_model" if fmt == "savedmodel" else "litert"
         write = lambda temp: model.export(str(temp), format=kind, verbose=False)  # noqa: E731
@@ -86,6 +97,9 @@ def _mark(temp: Path, fmt: str, write: Callable[[Path], object]) -> None:
             fp.write(TFLITE_TRAILER)
         return
     note = json.dumps({"babysitter_export": 1, "format": fmt})
+    if fmt == "onnx":
+        mark_onnx(temp, note)
+        return
     if fmt == "savedmodel":
         (temp / MARKER).write_text(note + "\n")
         return
@@ -98,6 +112,8 @@ def _marked(target: Path, fmt: str) -> bool:
     """Whether ``target`` (a file or folder of ``fmt``) carries Babysitter's export marker."""
     if fmt == "savedmodel":
         return (target / MARKER).is_file()
+    if fmt == "onnx":
+        return onnx_marked(target)
     if fmt == "tflite":
         with open(target, "rb") as fp:
             fp.seek(max(0, target.stat().st_size - len(TFLITE_TRAILER)))
@@ -163,6 +179,8 @@ def _not_an_export(target: Path, fmt: str) -> str | None:
         return None
     if not target.is_file():
         return "is not a file"
+    if fmt == "onnx":
+        return not_onnx(target)
     if fmt == "tflite":
         with open(target, "rb") as fp:
             header = fp.read(8)

@@ -60,7 +60,7 @@ def run_gate(
     run = store.create_run(
         "check", spec.name, config.to_dict(), config.fingerprint(data.cache.key), str(data.root)
     )
-    findings: list[Finding] = audit_findings(data.audit)
+    findings: list[Finding] = audit_findings(data.audit, config.class_weights)
     with store.tracking(run.id):
         try:
             findings += _model_checks(config, spec, image_size, data, store, echo)

@@ -24,6 +24,7 @@ from training.data.images import load_rgb
 from training.errors import BabysitterError, ConfigError, ImageError, ModelFileError
 from training.model.forbidden import LAMBDA_LAYER, forbidden_object
 from training.store import RunStore
+from training.tta import tta_probabilities, tta_views
 
 MAX_MODEL_BYTES = 4 * 1024**3
 MODEL_LIMITS = ArchiveLimits(
@@ -207,11 +208,16 @@ def check_top_k(top_k: int) -> None:
 
 
 def predict_files(
-    model: keras.Model, files: list[str | Path], top_k: int = 3, batch_size: int = 32
+    model: keras.Model,
+    files: list[str | Path],
+    top_k: int = 3,
+    batch_size: int = 32,
+    tta: bool = False,
 ) -> list[dict]:
     """Top-k classes per file; an unreadable file gets an ``error`` entry and the rest go on.
 
-    ``top_k`` above the number of classes gives every class; below 1 is refused.
+    ``top_k`` above the number of classes gives every class; below 1 is refused. ``tta``
+    averages over the views of ``training.tta``, named in each result's ``views``.
     """
     check_top_k(top_k)
     names = class_names_of(model)
@@ -228,16 +234,24 @@ def predict_files(
         except OSError as error:
             results[i]["error"] = f"cannot read the file ({error.strerror or error})"
     if images:
-        probabilities = predict_arrays(model, np.stack(images), batch_size)
+        probabilities = predict_arrays(model, np.stack(images), batch_size, tta=tta)
+        views = [view.name for view in tta_views(model)] if tta else None
         for i, row in zip(positions, probabilities, strict=True):
             best = np.argsort(-row)[:top_k]
             results[i]["predictions"] = [
                 {"class": names[j], "probability": float(row[j])} for j in best
             ]
+            if views:
+                results[i]["views"] = views
     return results
 
 
-def predict_arrays(model: keras.Model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
-    """Probabilities for uint8 (N, size, size, 3) images, as float32."""
+def predict_arrays(
+    model: keras.Model, images: np.ndarray, batch_size: int = 32, tta: bool = False
+) -> np.ndarray:
+    """Probabilities for uint8 (N, size, size, 3) images, as float32; with ``tta``, averaged
+    over the views of ``training.tta``."""
+    if tta:
+        return tta_probabilities(model, images, batch_size)
     out = model.predict(images.astype(np.uint8), batch_size=batch_size, verbose=0)
     return np.asarray(out, dtype=np.float32)

@@ -36,6 +36,7 @@ def configure_distribution(role: str | None) -> None:
 
 
 def run_search(args: argparse.Namespace) -> int:
+    from training.babysit.calibration import calibration_line
     from training.babysit.diagnosis import format_diagnosis
     from training.babysit.findings import format_findings
     from tuner.config import SearchConfig
@@ -67,6 +68,8 @@ def run_search(args: argparse.Namespace) -> int:
     for split in ("train", "val", "test"):
         if split in s:
             print(f"  {split:<5} accuracy {s[split]['accuracy']:.1%}")
+    if line := calibration_line(s):
+        print(f"  {line}")
     t = s["trials"]
     print(
         f"  trials: {t['completed']} completed, {t['failed']} failed, "

@@ -12,16 +12,19 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from training.config import BOUNDS, FieldError, SharedConfig, TrainConfig, check_int
+from training.config import BOUNDS, RUNS_ON, FieldError, SharedConfig, TrainConfig, check_int
 from training.errors import ConfigError
 from training.fields import arg
 from training.model.backbones import BackboneSpec, get_backbone
 from tuner.overrides import parse_overrides
 
 TUNERS = ("random", "hyperband", "bayesian")
+TRIAL_EXECUTIONS = ("batched", "serial")
+"""``--trial-execution``: a stage's head trials stacked and trained together in one compiled
+program (``tuner.batched_stage``), or one at a time (``tuner.heads.HeadTrainer``)."""
 # Fields a resumed search may change without changing what it computes (``--resume`` and
 # ``--distributed`` are flags of the command, not fields of the config).
-RESUME_FREE = ("devices", "origin")
+RESUME_FREE = ("devices", "origin", "trial_execution")
 
 
 @dataclass(kw_only=True)
@@ -37,6 +40,15 @@ class SearchConfig(SharedConfig):
     epochs_finetune: int = arg(3, "phase 2 epochs of the top K")
     top_k: int = arg(2, "configurations fine-tuned in full (0: a head search only, no model)")
     tuner: str = arg("random", choices=TUNERS)
+    trial_execution: str = arg(
+        "batched",
+        "batched: a stage's head trials train together, stacked, one compiled program per "
+        "hidden-width bucket (same results as serial, within float tolerance); serial: one "
+        "trial at a time. Falls back to serial, saying why, for --tuner hyperband (it promotes "
+        "trials as each one finishes), --distributed and backends other than JAX/TensorFlow",
+        choices=TRIAL_EXECUTIONS,
+        group=RUNS_ON,
+    )
     space: list[str] = arg(
         default_factory=list,
         help="override a range, e.g. lr=1e-4:1e-2 or optimizer=adam,sgd (repeatable)",
@@ -82,6 +94,11 @@ class SearchConfig(SharedConfig):
                 _fits(spec, self.image_size)
         if self.tuner not in TUNERS:
             raise ConfigError(f"Expected --tuner in {TUNERS}. Received: {self.tuner!r}.")
+        if self.trial_execution not in TRIAL_EXECUTIONS:
+            raise ConfigError(
+                f"Expected --trial-execution in {TRIAL_EXECUTIONS}. "
+                f"Received: {self.trial_execution!r}."
+            )
         parse_overrides(self.space)  # a bad --space is refused before a run is recorded
         # Everything a fine-tune needs must also be a valid training config.
         self.train_config(self.backbones[0])

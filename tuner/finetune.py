@@ -13,11 +13,16 @@ import shutil
 import numpy as np
 
 from training.atomic import atomic_path
+from training.babysit.calibration import SUMMARY_KEYS
 from training.errors import BabysitterError, ConfigError, TrainingDiverged
 from training.fit.two_phase import train
 from training.store import RunStore
 from training.store.trials import trials
 from tuner.config import SearchConfig
+
+SCORES = ("train", "val", "test", "gap", "per_class", "class_weights")
+"""What the search's summary takes from its best fine-tune: scores, per-class scores and the
+class weights it trained with (the same for every trial: ``training.fit.class_weights``)."""
 
 
 def trial_train_overrides(values: dict) -> dict:
@@ -150,7 +155,8 @@ def finetune_top(config: SearchConfig, store: RunStore, run_id: str, echo):
         "best_run": child.id,
         "hyperparameters": best_trial["hyperparameters"],
         "head_val_accuracy": best_trial["score"],
-        **{k: child.summary[k] for k in ("train", "val", "test", "gap") if k in child.summary},
+        # The scores, and the calibration of the child's model (which becomes this one).
+        **{k: child.summary[k] for k in (*SCORES, *SUMMARY_KEYS) if k in child.summary},
         "backbone": child.summary.get("backbone"),
         "classes": child.summary.get("classes"),
         "finetuned": list(done.values()),

@@ -14,12 +14,18 @@ the shapes lives in a variable or in the data, not in the compiled graph:
 
 Only (hidden layer or not, optimizer) picks a compiled model, so a search compiles at most six
 per backbone (one trainer each); ``steps_per_execution`` runs a whole epoch in one compiled call.
+
+This is ``--trial-execution serial``; ``tuner.population`` trains a stage's heads together. A
+trial draws the same numbers either way: initial weights from its seed (``initial_kernels``),
+dropout masks keyed by (seed, step) (``tuner.counter_random``), and each epoch's batch order
+from the search's seed (``epoch_order``, one ``fit`` per epoch), the same for every trial.
 """
 
 from __future__ import annotations
 
 import math
 import time
+import zlib
 from dataclasses import dataclass, field
 
 import keras
@@ -28,23 +34,36 @@ import numpy as np
 from training.babysit.thresholds import EXPLOSION_FACTOR
 from training.fit.optimizers import make_optimizer
 from training.fit.schedules import schedule_rate
+from tuner.counter_random import step_key, uniform
 
 
 @keras.saving.register_keras_serializable(package="babysitter")
 class VariableDropout(keras.layers.Layer):
-    """Dropout whose rate is a variable, so changing it does not retrace the training step."""
+    """Dropout whose rate is a variable, so changing it does not retrace the training step.
+
+    Its mask is ``tuner.counter_random``'s, keyed by the trial's seed and the training step
+    (both variables): the mask the same trial gets in a population (``tuner.population``).
+    """
 
     def __init__(self, seed: int = 0, **kwargs):
         super().__init__(**kwargs)
-        self.seed_generator = keras.random.SeedGenerator(seed)
         self.rate = self.add_weight(shape=(), initializer="zeros", trainable=False, name="rate")
+        self.key = self.add_weight(
+            shape=(), initializer=keras.initializers.Constant(seed), dtype="int32",
+            trainable=False, name="key",
+        )  # fmt: skip
+        self.step = self.add_weight(
+            shape=(), initializer="zeros", dtype="int32", trainable=False, name="step"
+        )
 
     def call(self, inputs, training=False):
         if not training:
             return inputs
         rate = keras.ops.cast(self.rate, inputs.dtype)
-        keep = keras.random.uniform(keras.ops.shape(inputs), seed=self.seed_generator) >= rate
-        return keras.ops.where(keep, inputs / (1.0 - rate), 0.0)
+        rows, cols = keras.ops.shape(inputs)
+        noise = uniform(step_key(self.key, self.step), rows, cols)
+        self.step.assign(self.step + 1)
+        return keras.ops.where(noise >= rate, inputs / (1.0 - rate), 0.0)
 
 
 @keras.saving.register_keras_serializable(package="babysitter")
@@ -162,17 +181,49 @@ def validate(model: keras.Model, x: np.ndarray, labels: np.ndarray) -> dict[str,
     times the training epoch itself. One ``predict_on_batch`` of the cached features and a few
     NumPy operations give the same numbers.
     """
-    logits = np.asarray(model.predict_on_batch(x), dtype=np.float64)
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    data_loss = float(-log_probs[np.arange(len(labels)), labels].mean())
     penalty = sum(
         float(np.asarray(layer.l2)) * float(np.sum(np.square(np.asarray(layer.kernel))))
         for layer in model.layers
         if isinstance(layer, VariableL2Dense)
     )
+    return validation_metrics(model.predict_on_batch(x), labels, penalty)
+
+
+def validation_metrics(logits, labels: np.ndarray, penalty: float) -> dict[str, float]:
+    """``val_loss`` (cross-entropy + ``penalty``), ``val_accuracy`` and ``val_data_loss`` of
+    one head's validation logits, in float64 (shared by a head alone and a population)."""
+    logits = np.asarray(logits, dtype=np.float64)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    data_loss = float(-log_probs[np.arange(len(labels)), labels].mean())
     accuracy = float(np.mean(logits.argmax(axis=1) == labels))
+    penalty = float(penalty)
     return {"val_loss": data_loss + penalty, "val_accuracy": accuracy, "val_data_loss": data_loss}
+
+
+def epoch_order(seed: int, epoch: int, rows: int) -> np.ndarray:
+    """The order of the training rows in ``epoch``: one per (search seed, epoch), the same for
+    every trial, so the heads of a population can share each feature batch."""
+    return np.random.default_rng([seed, epoch]).permutation(rows)
+
+
+def trial_seed(seed: int, stage: int, trial_id: str) -> int:
+    """A trial's seed (initial weights, dropout masks), from its identity: the same whether it
+    runs alone, in a population, or again after a kill."""
+    return (seed + 1_000_003 * stage + zlib.crc32(str(trial_id).encode())) % 2**31
+
+
+def initial_kernels(units: int, seed: int, fan_in: int, classes: int):
+    """A fresh head's kernels over its live units: the hidden one Glorot-uniform
+    ``(fan_in, units)`` (None without a hidden layer), the logits one N(0, 0.01²) for small
+    logits (initial loss ≈ ln C, as in ``train``), ``(units or fan_in, classes)``."""
+    rng = np.random.default_rng(seed)
+    hidden = None
+    if units:
+        limit = math.sqrt(6 / (fan_in + units))
+        hidden = rng.uniform(-limit, limit, (fan_in, units)).astype("float32")
+    logits = rng.normal(0, 0.01, (units or fan_in, classes)).astype("float32")
+    return hidden, logits
 
 
 class HeadTrainer:
@@ -187,8 +238,14 @@ class HeadTrainer:
         num_classes: int,
         batch_size: int = 32,
         seed: int = 0,
+        class_weights: np.ndarray | None = None,
     ):
+        """``class_weights``: one loss weight per class, fixed for every trial of the search
+        (``training.fit.class_weights``), or None for an unweighted loss."""
         self.train_x, self.train_y = train_x.astype("float32"), train_y.astype("int64")
+        self.sample_weights = (
+            None if class_weights is None else np.asarray(class_weights, "float32")[self.train_y]
+        )
         self.val_x, self.val_y = val_x.astype("float32"), val_y.astype("int64")
         self.num_classes = num_classes
         self.batch_size = batch_size
@@ -234,7 +291,14 @@ class HeadTrainer:
         trial's result must not depend on whether its model was new."""
         targets = self._targets(self.train_y, 0.0)
         model.optimizer.learning_rate.assign(0.0)
-        model.fit(self.train_x, targets, batch_size=self.batch_size, epochs=1, verbose=0)
+        model.fit(
+            self.train_x,
+            targets,
+            sample_weight=self.sample_weights,
+            batch_size=self.batch_size,
+            epochs=1,
+            verbose=0,
+        )
         if len(self.val_x):
             model.predict_on_batch(self.val_x)  # traces (compiles) the prediction once
 
@@ -244,26 +308,24 @@ class HeadTrainer:
         Units past ``head_units`` get zero weights and a zero mask: they add nothing to the
         output or the penalty, exactly as if the layer were ``head_units`` wide.
         """
-        rng = np.random.default_rng(seed)
-        keras.utils.set_random_seed(seed)  # the order fit shuffles batches in
         units = hp.head_units
+        fan_in = model.input_shape[-1]
+        hidden, top = initial_kernels(units, seed, fan_in, self.num_classes)
         for layer in model.layers:
             if isinstance(layer, VariableDropout):
                 layer.rate.assign(hp.dropout)
-                layer.seed_generator.state.assign(np.array([seed, 0], dtype="uint32"))
+                layer.key.assign(seed)
+                layer.step.assign(0)
             if not isinstance(layer, VariableL2Dense):
                 continue
-            fan_in, fan_out = layer.kernel.shape
-            kernel = np.zeros((fan_in, fan_out))
-            if isinstance(layer, MaskedL2Dense):  # Glorot uniform over the live units
-                limit = math.sqrt(6 / (fan_in + units))
-                kernel[:, :units] = rng.uniform(-limit, limit, (fan_in, units))
-                layer.mask.assign((np.arange(fan_out) < units).astype("float32"))
-            else:  # small logits: initial loss ≈ ln(C), as in train
-                live = units if units else fan_in
-                kernel[:live] = rng.normal(0, 0.01, (live, fan_out))
-            layer.kernel.assign(kernel.astype("float32"))
-            layer.bias.assign(np.zeros(fan_out, "float32"))
+            kernel = np.zeros(layer.kernel.shape, "float32")
+            if isinstance(layer, MaskedL2Dense):
+                kernel[:, :units] = hidden
+                layer.mask.assign((np.arange(kernel.shape[1]) < units).astype("float32"))
+            else:
+                kernel[: len(top)] = top
+            layer.kernel.assign(kernel)
+            layer.bias.assign(np.zeros(kernel.shape[1], "float32"))
             layer.l2.assign(hp.l2)
         for variable in model.optimizer.variables:
             variable.assign(np.zeros(variable.shape, variable.dtype))
@@ -282,16 +344,21 @@ class HeadTrainer:
         targets = self._targets(self.train_y, hp.label_smoothing)
         result = HeadResult()
         watch = _HeadWatch(hp, epochs, math.log(self.num_classes), result, (self.val_x, self.val_y))
-        order = np.random.default_rng(seed).permutation(len(self.train_x))
-        model.fit(
-            self.train_x[order],
-            targets[order],
-            batch_size=self.batch_size,
-            epochs=epochs,
-            callbacks=[watch],
-            verbose=0,
-            shuffle=True,
-        )
+        for epoch in range(epochs):  # one fit per epoch: the epoch's order is the search's
+            order = epoch_order(self.seed, epoch, len(self.train_x))
+            model.fit(
+                self.train_x[order],
+                targets[order],
+                sample_weight=None if self.sample_weights is None else self.sample_weights[order],
+                batch_size=self.batch_size,
+                initial_epoch=epoch,
+                epochs=epoch + 1,
+                callbacks=[watch],
+                verbose=0,
+                shuffle=False,
+            )
+            if result.exploded:
+                break
         finite = [h for h in result.history if math.isfinite(h.get("val_accuracy", math.nan))]
         if finite:
             best = max(finite, key=lambda h: h["val_accuracy"])

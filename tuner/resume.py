@@ -12,19 +12,17 @@ other trial is kept.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import keras_tuner as kt
+
+from training.atomic import write_text
 
 
 def save_state(state: dict, path: str | Path) -> None:
     """Write Keras Tuner state as JSON to a temporary sibling and rename it into place: a kill
     leaves the previous file or the new one, never half of one."""
-    path = Path(path)
-    temp = path.with_name(f".{path.name}.tmp")
-    temp.write_text(json.dumps(state))
-    os.replace(temp, path)
+    write_text(Path(path), json.dumps(state))
 
 
 def _readable(path: Path) -> bool:

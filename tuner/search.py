@@ -20,21 +20,19 @@ the top-K fine-tune is in :mod:`tuner.finetune`).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import keras
 import keras_tuner as kt
 
 from training import contention
-from training.atomic import write_text
 from training.babysit.diagnosis import reconcile
 from training.babysit.findings import Finding, as_dicts
 from training.errors import ConfigError
+from training.fit.class_weights import weighting_for, weighting_line
 from training.fit.device import use_compilation_cache
 from training.fit.features import backbone_features, recalibrate
 from training.fit.prepare import PreparedData, prepare_data
@@ -44,11 +42,13 @@ from training.store import RunStore
 from training.store.trials import record_stage, stages, trials
 from tuner.config import SearchConfig
 from tuner.finetune import finetune_top, head_only_summary
-from tuner.heads import HeadHyperparameters, HeadTrainer
-from tuner.kt_internals import set_rpc_timeout, tuner_file
-from tuner.oracles import HISTORY_FILE, last_line, make_oracle
+from tuner.head_tuner import HeadTuner, TrialNotReported
+from tuner.heads import HeadTrainer
+from tuner.kt_internals import set_rpc_timeout
+from tuner.more_data import search_learning_curve
+from tuner.oracles import make_oracle
 from tuner.overrides import parse_overrides
-from tuner.resume import repair_trials, save_state
+from tuner.resume import repair_trials
 from tuner.space import SearchSpace, default_space
 from tuner.stages import apply_actions, next_stage, plan_stages
 
@@ -61,120 +61,6 @@ class SearchResult:
     run_id: str
     summary: dict
     findings: list[dict]
-
-
-class TrialNotReported(RuntimeError):
-    """A trial ran, but its result did not reach the oracle (Keras Tuner caught the error)."""
-
-    def __init__(self, trial_id: str, message: str | None):
-        why = last_line(message) or "no reason given"
-        super().__init__(f"Trial {trial_id}'s result did not reach the oracle: {why}")
-
-
-class _Unexpected(kt.errors.FatalError):
-    """Carries an error a trial met that is not the trial's own failure out of Keras Tuner,
-    which lets only a ``FatalError`` through (any other it prints and records as the trial's)."""
-
-    def __init__(self, error: Exception):
-        super().__init__(str(error))
-        self.error = error
-
-
-class HeadTuner(kt.Tuner):
-    """A Keras Tuner whose trial trains a head on cached features (no model built per trial).
-
-    A head that explodes is a failed trial whose message is its one-line reason, with no
-    traceback on the terminal; any other error (a full disk, a bug) stops the search as itself,
-    the trial left to be redone, as a kill would.
-    """
-
-    def __init__(
-        self, oracle, trainers: dict[str, HeadTrainer], epochs: int, details_dir: Path, **kwargs
-    ):
-        super().__init__(oracle=oracle, hypermodel=None, **kwargs)
-        self.trainers = trainers
-        self.epochs = epochs
-        self.details_dir = details_dir  # the chief's project folder, where its oracle reads them
-        self.failures: dict[str, str] = {}  # trial id -> why it failed, until on_trial_end
-
-    def search(self, *fit_args, **fit_kwargs):
-        try:
-            super().search(*fit_args, **fit_kwargs)
-            return
-        except _Unexpected as stop:
-            error = stop.error
-        raise error  # outside the handler: the error as the trial raised it, cause and all
-
-    def run_trial(self, trial, *args, **kwargs):
-        try:
-            return self._train_head(trial)
-        except Exception as error:
-            raise _Unexpected(error) from error
-
-    def on_trial_end(self, trial):
-        """End the trial as failed if its head exploded: the trial ran (its metrics are
-        reported) but Keras Tuner ranks only completed ones. A trial Keras Tuner marked invalid
-        met an error while reporting to the oracle (a lost chief): it is not ended here but
-        left to be redone."""
-        reason = self.failures.pop(trial.trial_id, None)
-        if reason is not None:
-            trial.status = kt.engine.trial.TrialStatus.FAILED
-            trial.message = reason
-        elif trial.status == kt.engine.trial.TrialStatus.INVALID:
-            raise TrialNotReported(trial.trial_id, trial.message)
-        super().on_trial_end(trial)
-
-    def _train_head(self, trial) -> dict[str, float]:
-        values = trial.hyperparameters.values
-        backbone = values.get("backbone") or next(iter(self.trainers))
-        hp = HeadHyperparameters.from_values(values)
-        epochs = int(values.get("tuner/epochs", self.epochs))
-        result = self.trainers[backbone].train(hp, epochs)
-        details = {
-            "history": result.history,
-            "seconds": result.seconds,
-            "backbone": backbone,
-            "tuner_id": self.tuner_id,
-        }
-        if result.exploded:
-            e = result.exploded
-            details["error"] = (
-                f"loss exploded to {e['loss']:.3g} at epoch {e['epoch']} "
-                f"(learning rate {e['learning_rate']:.3g})"
-            )
-        trial_dir = self.details_dir / f"trial_{trial.trial_id}"
-        write_text(trial_dir / HISTORY_FILE, json.dumps(details))
-        if result.exploded:
-            self.failures[trial.trial_id] = details["error"]
-        last = result.history[-1]
-        return {
-            "val_accuracy": result.val_accuracy,
-            "val_loss": result.val_loss,
-            "accuracy": last.get("accuracy", 0.0),
-            "loss": last.get("loss", 0.0),
-        }
-
-    def on_search_begin(self):
-        """Save the project before its first trial (Keras Tuner does so only for a chief): a
-        stage is reloaded only when its tuner file exists, which Keras Tuner first writes after
-        a trial ended, so a kill just before that write started the stage over."""
-        self.save()
-
-    def save(self):
-        """Keras Tuner's save, with files a kill cannot leave half-written. A worker's oracle
-        is the chief's, behind gRPC: the chief saves it."""
-        if isinstance(self.oracle, kt.Oracle):
-            self.oracle.save()
-        save_state(self.get_state(), tuner_file(self))
-
-    def save_model(self, trial_id, model, step=0):  # heads are retrained by the fine-tune
-        pass
-
-    def load_model(self, trial):
-        raise ConfigError(
-            "A search keeps fine-tuned models, not per-trial heads: use the search run's model "
-            "(`python -m training predict RUN ...`)."
-        )
 
 
 def search(
@@ -209,6 +95,7 @@ def search(
         searching = time.perf_counter()
         machine = contention.snapshot()
         findings = _run_stages(config, trainers, store, run.id, echo, role)
+        curve = search_learning_curve(config, trainers, store, run.id, echo)
         finetuning = time.perf_counter()
         if config.top_k > 0:  # its fine-tunes' findings go to the store, read back below
             summary = finetune_top(config, store, run.id, echo)
@@ -220,6 +107,8 @@ def search(
             "finetune": round(time.perf_counter() - finetuning, 2),
         }
         summary["machine"] = contention.others_since(machine)
+        if curve is not None:
+            summary["learning_curve"] = curve
     reconciled, summary["diagnosis"] = reconcile(
         store.findings(run.id) or findings, config.to_dict()
     )
@@ -253,7 +142,11 @@ def _feature_trainers(
     config: SearchConfig, data: PreparedData, store: RunStore, echo
 ) -> dict[str, HeadTrainer]:
     """Each backbone's features of the train and val images, computed once (or read from the
-    feature cache, without building the backbone), as head trainers."""
+    feature cache, without building the backbone), as head trainers. Every trial's loss gets
+    the same class weights, which each fine-tune's ``train`` decides the same way."""
+    weighting = weighting_for(config.class_weights, data)
+    if weighting.applied:
+        echo(weighting_line(weighting.record(data.class_names)))
     trainers = {}
     for name in config.backbones:
         train_config = config.train_config(name)
@@ -288,6 +181,7 @@ def _feature_trainers(
             len(data.class_names),
             config.batch_size,
             config.seed,
+            class_weights=weighting.weights,
         )
         keras.backend.clear_session()
     return trainers
@@ -391,6 +285,9 @@ def _run_stages(config, trainers, store, run_id, echo, role) -> list[Finding]:
     directory = store.artifact(run_id, "tuner")
     recorder = None if role == "worker" else store  # the chief (or the only process) records
     base_port = os.environ.get("KERASTUNER_ORACLE_PORT")
+    tuner_class, why_serial = _tuner_class(config, role)
+    if why_serial:
+        echo(why_serial)
     previous = None
     for stage, planned in enumerate(plan, start=1):
         if role == "worker" and not _chief_serves(store, run_id, stage):
@@ -430,7 +327,7 @@ def _run_stages(config, trainers, store, run_id, echo, role) -> list[Finding]:
         # A worker keeps its own Keras Tuner files (the chief owns the project folder) and
         # writes each trial's details where the chief's oracle reads them.
         own = directory / "workers" / os.environ.get("KERASTUNER_TUNER_ID", "worker")
-        tuner = HeadTuner(
+        tuner = tuner_class(
             oracle,
             trainers,
             config.epochs_head,
@@ -459,6 +356,19 @@ def _run_stages(config, trainers, store, run_id, echo, role) -> list[Finding]:
                 f"best val accuracy {max((t['score'] for t in ok), default=0):.1%}."
             )
     return findings
+
+
+def _tuner_class(config: SearchConfig, role: str | None) -> tuple[type, str | None]:
+    """``BatchedHeadTuner`` for ``--trial-execution batched`` where it can batch, else
+    ``HeadTuner``, with the reason it could not."""
+    if config.trial_execution == "serial":
+        return HeadTuner, None
+    from tuner.batched_stage import BatchedHeadTuner, serial_reason  # imports TF/JAX programs
+
+    reason = serial_reason(config.tuner, role)
+    if reason is None:
+        return BatchedHeadTuner, None
+    return HeadTuner, f"Trials run one at a time (--trial-execution serial): {reason}."
 
 
 WORKER_RPC_TIMEOUT_S = 20

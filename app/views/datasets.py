@@ -25,6 +25,7 @@ from app.common import (
     unpacked_copy,
 )
 from app.dataset_audit import audit_report, modified
+from app.learning_curve_view import show_dataset_curve
 from app.roots import data_roots, refusal, roots_problem, within_roots
 from training.babysit.thresholds import IMBALANCE_WARN
 from training.data.audit import AuditReport, Leak
@@ -279,3 +280,4 @@ st.subheader("Duplicates and leakage")
 _duplicates(report)
 st.subheader("Labels")
 _labels(Path(report.root))
+show_dataset_curve(s, Path(report.root))

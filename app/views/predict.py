@@ -10,6 +10,7 @@ import streamlit as st
 
 from app.charts import probabilities_chart
 from app.common import pick_run, store, warn_unreadable
+from app.explain_view import show_upload_heatmap
 from training.data.images import IMAGE_EXTENSIONS
 from training.errors import BabysitterError
 
@@ -76,6 +77,7 @@ def page() -> None:
                 right.error(result["error"])
                 continue
             left.image(upload.getvalue(), width=128, caption=result["file"])
+            show_upload_heatmap(left, model, path, uploads, upload)
             best = result["predictions"][0]
             right.markdown(f"**{best['class']}** ({best['probability']:.1%})")
             right.altair_chart(probabilities_chart(result["predictions"]), width="stretch")

@@ -24,6 +24,7 @@ from app.analysis import (
     sig3,
     worst_mistakes,
 )
+from app.calibration_view import show_calibration
 from app.charts import confusion_chart, curves_chart, gap_chart
 from app.common import (
     pick_run,
@@ -33,6 +34,10 @@ from app.common import (
     store,
     warn_unreadable,
 )
+from app.explain_view import mistake_heatmaps, show_with_heatmap
+from app.learning_curve_view import show_run_curve
+from app.report_view import offer_model_card
+from training.fit.lr_auto_lines import auto_lines
 from training.store.database import HOME_VARIABLE
 
 # The export runs in the folder that holds the code (``python -m`` looks there first), so it runs
@@ -147,6 +152,8 @@ c2.metric("Val accuracy", percent(val_acc), help=INFERENCE)
 gap = summary.get("gap")
 c3.metric("Gap (train − val)", percent(gap, signed=True), help=INFERENCE)
 st.markdown(f"**Accuracy gap (train − val)** · {gap_text(summary)}")
+for line in auto_lines(summary):  # --lr auto: the rate it picked and the window, as the CLI says
+    st.caption(line)
 
 epochs_run = summary.get("best_run") if run.kind == "search" else run.id
 epochs = s.epochs(epochs_run) if epochs_run else []
@@ -166,6 +173,7 @@ with st.expander("Data checks"):
 show_label_suspects(
     next((f for f in findings if f.get("check") == "label_noise"), None), run.dataset
 )
+show_run_curve(s, run)
 
 pred = load_predictions(s.artifact(run.id, "predictions"))
 if pred is None:
@@ -201,17 +209,19 @@ else:
     if not mistakes:
         st.caption("No mistakes on the validation images.")
     root = Path(run.dataset)
+    heatmaps = mistake_heatmaps(s, run, mistakes, root)  # on request; cached in the run
     cols = st.columns(4)
     for i, m in enumerate(mistakes):
         with cols[i % 4]:
             image = safe_image(root, m["rel"])
             if image is not None:
-                st.image(str(image), width=128)
+                show_with_heatmap(image, heatmaps.get(m["rel"]), m["predicted"])
             st.caption(
                 f"{m['rel']}: true **{m['true']}**, predicted **{m['predicted']}** "
                 f"({percent(m['confidence'])})"
             )
 
+show_calibration(summary)
 
 model = s.artifact(run.id, "model")
 if model.is_file():
@@ -227,3 +237,4 @@ if model.is_file():
             tflite_col.error(f"TFLite export failed: {error}")
     if tflite.is_file():
         download(tflite_col, tflite, f"{run.id}.tflite", "application/octet-stream")
+offer_model_card(s, run)

@@ -124,8 +124,10 @@ def _totals(report: AuditReport) -> dict[str, int]:
     return {name: totals.get(name, 0) for name in report.classes}
 
 
-def class_balance(report: AuditReport) -> Finding | None:
+def class_balance(report: AuditReport, class_weights: str | None = None) -> Finding | None:
     """``class_balance``: the largest class over the smallest (the audit's imbalance ratio).
+    ``class_weights``: the run's ``--class-weights`` (None for a plain audit), so the advice
+    says whether the loss is weighted already (see ``training.fit.class_weights``).
 
     Returns:
         None when no class has a readable image.
@@ -149,17 +151,32 @@ def class_balance(report: AuditReport) -> Finding | None:
         status = "fail"
         advice = (
             f"{largest!r} has {ratio:.0f}× the images of {smallest!r}: the small class hardly "
-            f"counts in the loss. Train with --class-weights balanced (the train command "
-            f"supports it) and collect more images of {smallest!r}, or drop the class."
+            f"counts in the loss. {_weighted(class_weights)} Collect more images of "
+            f"{smallest!r}, or drop the class."
         )
     else:
         status = "warn"
         advice = (
             f"{largest!r} has {ratio:.1f}× the images of {smallest!r}: a model can neglect the "
-            f"small class and still score well. Train with --class-weights balanced (the train "
-            f"command supports it) and judge per-class recall, or add images of {smallest!r}."
+            f"small class and still score well. {_weighted(class_weights)} Judge per-class "
+            f"recall (the run's per_class), or add images of {smallest!r}."
         )
     return Finding("class_balance", status, round(ratio, 2), expected, advice, evidence)
+
+
+def _weighted(class_weights: str | None) -> str:
+    """Whether ``train`` weights the loss of imbalanced classes with this setting, in words."""
+    if class_weights == "none":
+        return (
+            "--class-weights none leaves the loss unweighted: train with --class-weights auto "
+            "(the default) to weight it by inverse class frequency."
+        )
+    setting = class_weights or "auto"
+    default = ", the default" if setting == "auto" else ""
+    return (
+        "The train command weights the loss by inverse class frequency "
+        f"(--class-weights {setting}{default})."
+    )
 
 
 def _train_counts(report: AuditReport) -> tuple[dict[str, int], str]:
@@ -229,11 +246,12 @@ def too_few_images(report: AuditReport) -> Finding | None:
     return Finding("too_few_images", status, n, expected, advice, evidence)
 
 
-def audit_findings(report: AuditReport) -> list[Finding]:
-    """``leakage``, ``class_balance`` and ``too_few_images`` for an audited dataset.
+def audit_findings(report: AuditReport, class_weights: str | None = None) -> list[Finding]:
+    """``leakage``, ``class_balance`` and ``too_few_images`` for an audited dataset;
+    ``class_weights`` is the run's ``--class-weights`` (None for a plain audit).
 
     Each runs whenever it has data to judge and returns ``ok`` when healthy, so a report lists
     every data check; a dataset without one readable image gets only ``leakage``.
     """
-    found = [leakage(report), class_balance(report), too_few_images(report)]
+    found = [leakage(report), class_balance(report, class_weights), too_few_images(report)]
     return [f for f in found if f is not None]

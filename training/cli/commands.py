@@ -69,10 +69,12 @@ def inspect(args: argparse.Namespace) -> int:
 
 @command("train")
 def train(args: argparse.Namespace) -> int:
+    from training.babysit.calibration import calibration_line
     from training.babysit.diagnosis import format_diagnosis, reconcile
     from training.babysit.findings import format_findings
     from training.errors import TrainingDiverged
-    from training.fit.lr_auto import auto_lines
+    from training.fit.class_weights import class_lines
+    from training.fit.lr_auto_lines import auto_lines
     from training.fit.two_phase import train as run_training
 
     config = _checked_before_a_run(from_args(TrainConfig, args))
@@ -99,7 +101,9 @@ def train(args: argparse.Namespace) -> int:
         emit_json({"run_id": result.run_id, **result.summary, "findings": result.findings})
     else:
         print_result(result.run_id, result.summary)
-        for line in auto_lines(result.summary):
+        for line in auto_lines(result.summary) + class_lines(result.summary):
+            print(f"  {line}")
+        if line := calibration_line(result.summary):
             print(f"  {line}")
         print(format_findings(result.findings))
         if result.summary.get("diagnosis"):
@@ -160,6 +164,8 @@ def runs(args: argparse.Namespace) -> int:
     if args.action == "repair":
         return _repair(args)
     store = RunStore()
+    if args.action == "report" and args.run:
+        return _report(store, args)
     if args.action == "list":
         found = store.list_runs()
         if args.json:
@@ -169,7 +175,7 @@ def runs(args: argparse.Namespace) -> int:
         return 0
     if not args.run:
         print(
-            "error: `runs show` needs a run id (see `python -m training runs list`).",
+            f"error: `runs {args.action}` needs a run id (see `python -m training runs list`).",
             file=sys.stderr,
         )
         return 2
@@ -179,6 +185,20 @@ def runs(args: argparse.Namespace) -> int:
         emit_json(run_to_dict(run, epochs, findings))
     else:
         print(format_run(run, epochs, findings))
+    return 0
+
+
+def _report(store: RunStore, args: argparse.Namespace) -> int:
+    from training.model_card import model_card, write_card
+
+    card = model_card(store, args.run)
+    path = write_card(card, args.output) if args.output else None
+    if args.json:
+        emit_json({"run_id": store.get_run(args.run).id, "path": path and str(path), "card": card})
+    elif path:
+        print(f"Model card written to {path}")
+    else:
+        print(card, end="")
     return 0
 
 
@@ -207,10 +227,13 @@ def predict(args: argparse.Namespace) -> int:
 
     check_top_k(args.top_k)  # before loading a model for nothing
     model = load_model_file(resolve_model_path(args.model))
-    results = predict_files(model, args.images, top_k=args.top_k)
+    results = predict_files(model, args.images, top_k=args.top_k, tta=args.tta)
     if args.json:
         emit_json(results)
     else:
+        views = next((r["views"] for r in results if "views" in r), None)
+        if views:
+            print(f"Test-time augmentation: the mean over {len(views)} views ({', '.join(views)}).")
         for result in results:
             if "error" in result:
                 print(f"{result['file']}: error: {result['error']}")
@@ -234,6 +257,20 @@ def export(args: argparse.Namespace) -> int:
     else:
         print(f"Exported {args.format}: {path}")
     return 0
+
+
+@command("explain")
+def explain(args: argparse.Namespace) -> int:
+    from training.explain import explain_command
+
+    return explain_command(args)
+
+
+@command("learning-curve")
+def learning_curve(args: argparse.Namespace) -> int:
+    from training.cli.learning_curve import report_curve
+
+    return report_curve(_checked_before_a_run(from_args(TrainConfig, args)), args.json)
 
 
 @command("demo")

@@ -38,26 +38,44 @@ def _train_config(p: argparse.ArgumentParser) -> None:
 
 
 def _runs(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", nargs="?", default="list", choices=["list", "show", "repair"])
+    p.add_argument(
+        "action", nargs="?", default="list", choices=["list", "show", "report", "repair"]
+    )
     p.add_argument("run", nargs="?")
+    p.add_argument("--output", default=None, help="report: write the model card to this .md file")
 
 
 def _predict(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", metavar="MODEL_OR_RUN")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--top-k", type=int, default=3)
+    p.add_argument(
+        "--tta",
+        action="store_true",
+        help="test-time augmentation: average over each image and its mirror (and the "
+        "rotations and zoom the run trained with)",
+    )
 
 
 def _export(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", metavar="RUN_OR_MODEL")
-    p.add_argument("--format", default="keras", choices=["keras", "savedmodel", "tflite"])
+    p.add_argument("--format", default="keras", choices=["keras", "savedmodel", "tflite", "onnx"])
     p.add_argument(
         "--output",
         default=None,
-        help="a .keras or .tflite file, or a folder for savedmodel (default: the run's export/)",
+        help="a .keras, .tflite or .onnx file, or a folder for savedmodel (default: the run's "
+        "export/)",
     )
     p.add_argument(
         "--force", action="store_true", help="replace an earlier export of the same format there"
+    )
+
+
+def _explain(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", metavar="RUN_OR_MODEL")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument(
+        "--out", default=None, help="folder for the overlays (default: the run's explain/)"
     )
 
 
@@ -71,9 +89,11 @@ SUBCOMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = 
     "inspect": ("per-layer shapes, memory, parameters and FLOPs", _inspect),
     "train": ("audit, split, decode once, fine-tune in two phases", _train_config),
     "check": ("sanity gate: initial loss, L2, overfit a tiny subset, lr range test", _train_config),
-    "runs": ("list runs, show one, or repair the run index", _runs),
+    "learning-curve": ("would more data help: the head's learning curve, 2x and 4x", _train_config),
+    "runs": ("list runs, show one, its model card (report), or repair the index", _runs),
     "predict": ("classify image files with a run's model or a .keras file", _predict),
     "export": ("export a run's model", _export),
+    "explain": ("heatmap of where the model looked, per image (Grad-CAM)", _explain),
     "demo": ("generate the demo dataset, audit it, fine-tune, report", _demo),
 }
 """Each command: its one-line help and the function that adds its arguments (every command takes

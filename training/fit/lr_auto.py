@@ -23,6 +23,7 @@ from training.babysit.findings import Finding
 from training.babysit.lr_range import analyse_sweep, sweep_learning_rates
 from training.config import AUTO, TrainConfig
 from training.fit.feature_cache import cached_features
+from training.fit.lr_auto_lines import auto_line, auto_lines  # noqa: F401  (re-exported)
 from training.fit.optimizers import make_optimizer
 from training.model.classifier import build_head
 from training.model.losses import classification_loss
@@ -138,24 +139,6 @@ def resolve_auto(
     config.validate()
     finding.evidence = {**evidence, **records}
     return records
-
-
-def auto_line(name: str, record: dict[str, Any]) -> str:
-    """``lr auto → 0.03 (window 2.2e-02 … 7.4e-02)``, or the default with the reason."""
-    if record.get("window"):
-        low, high = record["window"]
-        share = "a tenth of the head's rate; its " if name == "finetune_lr" else ""
-        return f"{name} auto → {record['rate']:g} ({share}window {low:.1e} … {high:.1e})"
-    return f"{name} auto → {record['rate']:g}, the default: {record.get('fallback', 'no window')}"
-
-
-def auto_lines(summary: dict[str, Any]) -> list[str]:
-    """The ``auto`` lines of a run's summary, for the CLI's report after the run."""
-    return [
-        auto_line(name, summary[f"{name}_auto"])
-        for name in DEFAULTS
-        if isinstance(summary.get(f"{name}_auto"), dict)
-    ]
 
 
 def auto_records(finding: Finding | None) -> dict[str, dict[str, Any]]:

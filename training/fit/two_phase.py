@@ -38,7 +38,9 @@ from training.config import TrainConfig
 from training.data.batches import ImageBatches, batch_multiple
 from training.errors import TrainingDiverged
 from training.fit.batchnorm import speed_up_moving_averages
+from training.fit.calibrate import calibrate_classifier
 from training.fit.callbacks import RunLogger, ThrottledBackupAndRestore
+from training.fit.class_weights import per_class_record, weighting_for, weighting_line
 from training.fit.device import accelerator, apply_precision, resolve_jit, use_compilation_cache
 from training.fit.features import backbone_features, frozen_extractor, recalibrate
 from training.fit.lr_auto import (
@@ -65,13 +67,6 @@ class TrainResult:
     run_id: str
     summary: dict
     findings: list[dict] = field(default_factory=list)
-
-
-def balanced_class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """n / (k · count_c): every class contributes equally to the loss."""
-    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
-    weights = len(labels) / (num_classes * np.maximum(counts, 1))
-    return weights.astype(np.float32)
 
 
 def evaluate_split(model: keras.Model, data: PreparedData, split: str, batch_size: int) -> dict:
@@ -178,9 +173,10 @@ def _train_run(
         augment=config.augment,
         seed=config.seed,
     )
-    weights = None
-    if config.class_weights == "balanced":
-        weights = balanced_class_weights(data.labels("train"), len(data.class_names))
+    weighting = weighting_for(config.class_weights, data)
+    weights = weighting.weights
+    if weighting.applied:
+        echo(weighting_line(weighting.record(data.class_names)))
     trainable: dict[str, int] = {}
     watch = LossExplosionStop(len(data.class_names), settings=config.to_dict())
 
@@ -392,10 +388,11 @@ def _finish(config, clf, data, store, run_id, outcome, watch, policy, started):
         "epochs": {phase: len(h) for phase, h in histories.items()},
         "best_val_accuracy": _best_val_accuracy(histories),
         "devices": batch_multiple(),
+        "class_weights": weighting_for(config.class_weights, data).record(data.class_names),
         **auto_records(outcome.auto),
     }
     findings = [
-        *audit_findings(data.audit),
+        *audit_findings(data.audit, config.class_weights),
         outcome.label_noise,
         *auto_findings(outcome.auto),
         watch.finding(),
@@ -429,7 +426,11 @@ def _finish(config, clf, data, store, run_id, outcome, watch, policy, started):
     findings, summary["diagnosis"] = reconcile(findings, config.to_dict())
     found = as_dicts(findings)
     store.add_findings(run_id, found)
+    # After the scores (the network as trained), before what is saved (calibrated).
+    summary.update(calibrate_classifier(clf, data, config.calibrate, config.batch_size))
     _save_predictions(clf, data, store, run_id, config.batch_size)
+    split = "val" if len(data.rows("val")) else "train"  # the rows _save_predictions kept
+    summary.update(per_class_record(store.artifact(run_id, "predictions"), split))
     model_path = store.artifact(run_id, "model")
     write_h5(model_path, clf.model.save)
     summary["model"] = str(model_path)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import keras
 
 from training.model.backbones import BackboneSpec
-from training.model.layers import ClassNames, ImagePreprocessing, RandomAffine
+from training.model.layers import ClassNames, ImagePreprocessing, RandomAffine, Temperature
 
 
 @dataclass
@@ -50,7 +50,7 @@ def build_head(
     head_units: int,
     seed: int,
 ) -> keras.Model:
-    """Dropout → optional hidden Dense → softmax Dense; L2 on every kernel of the head.
+    """Dropout → optional hidden Dense → logits → temperature → softmax; L2 on every kernel.
 
     The logits start small (N(0, 0.01²), CS231n's init) so the untrained head predicts about
     uniformly and the initial loss is ln(classes), which the sanity gate checks. The output
@@ -76,6 +76,8 @@ def build_head(
             name="logits",
         )
     )
+    # T = 1 (the identity) while training; fitted on validation afterwards (calibration).
+    layers.append(Temperature(dtype="float32", name="temperature"))
     layers.append(keras.layers.Activation("softmax", dtype="float32", name="probabilities"))
     return keras.Sequential(layers, name="head")
 

@@ -106,6 +106,40 @@ class ClassNames(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="babysitter")
+class Temperature(keras.layers.Layer):
+    """Logits divided by one scalar T before the softmax: calibration that travels with the file.
+
+    T is a non-trainable weight, 1.0 (the identity) while training; ``train`` fits it on the
+    validation images afterwards (``training.fit.calibrate``), so every reader of the saved model
+    (``predict``, the Python API, the exports, the app) gets the calibrated probabilities. The
+    argmax, hence the accuracy, does not change. A model saved before this layer has none: T = 1.
+    """
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        self.temperature = self.add_weight(
+            shape=(), initializer="ones", trainable=False, name="temperature"
+        )
+        super().build(input_shape)
+
+    def call(self, logits: Any) -> Any:
+        return logits / ops.cast(self.temperature, logits.dtype)
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return input_shape
+
+
+def find_temperature(model: keras.Model) -> Temperature | None:
+    """The model's ``Temperature`` layer, searched through nested models (the head); None in a
+    model saved before calibration existed."""
+    for layer in model.layers:
+        if isinstance(layer, Temperature):
+            return layer
+        if isinstance(layer, keras.Model) and (found := find_temperature(layer)) is not None:
+            return found
+    return None
+
+
+@keras.saving.register_keras_serializable(package="babysitter")
 class RandomAffine(keras.layers.Layer):
     """Random horizontal flip, rotation and zoom as one affine warp, in training only.
 

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from training.config import normalize_weights
 from training.errors import ConfigError, WeightsError
 
 if TYPE_CHECKING:  # Keras loads only when a model is built: listing and validating stay light
@@ -307,11 +308,10 @@ def check_weights(weights: str | os.PathLike[str] | None) -> None:
 
 
 def _parse_weights(weights: str | os.PathLike[str] | None) -> tuple[str, Path | None]:
-    if weights is None or (isinstance(weights, str) and weights.strip().lower() == "none"):
-        return "none", None
-    if isinstance(weights, str) and weights.strip().lower() == "imagenet":
-        return "imagenet", None
-    path = Path(os.fspath(weights)).expanduser()
+    name = normalize_weights(None if weights is None else os.fspath(weights))
+    if name in ("none", "imagenet"):
+        return name, None
+    path = Path(name).expanduser()
     if not path.name.endswith(WEIGHT_SUFFIXES):
         raise WeightsError(
             f"Expected --weights imagenet, none, or a path ending in "

@@ -4,7 +4,7 @@
     runs/<run_id>/        config.json, events.jsonl (the journal ``runs repair`` replays),
                           phase1.weights.h5, model.keras, history.json, predictions.npz,
                           tb/ (TensorBoard), backup/phase2/ (BackupAndRestore), tuner/ (Keras
-                          Tuner's project), export/ (exports)
+                          Tuner's project), export/ (exports), explain/ (heatmaps)
     jobs/<job_id>/        the app's job logs
     datasets/             <digest>/ unpacked archives (each with its ``.complete`` marker),
                           uploads/ archives the app received, being unpacked, and the app's
@@ -46,6 +46,7 @@ ARTIFACTS = {
     "backup_phase2": "backup/phase2",
     "tuner": "tuner",
     "export": "export",
+    "explain": "explain",
 }
 DATASET_LISTS = ("folders", "names", "forgotten")
 """The app's lists in ``datasets/`` (see above), each ``<name>.json``."""
@@ -106,6 +107,16 @@ class Layout:
                 f"Expected an artefact name in {sorted(ARTIFACTS)}. Received: {name!r}"
             )
         return self.run_dir(run_id) / ARTIFACTS[name]
+
+    def run_holding(self, path: Path | str) -> str | None:
+        """The id of the run whose folder holds ``path`` (its model, an export), or None when
+        ``path`` is not inside this home's ``runs/``."""
+        runs = Path(os.path.realpath(self.home / "runs"))
+        try:
+            parts = Path(os.path.realpath(path)).relative_to(runs).parts
+        except ValueError:
+            return None
+        return parts[0] if parts and _ID_RE.fullmatch(parts[0]) else None
 
     def _subdir(self, name: str) -> Path:
         """``home/name``, created if missing (see :meth:`_folder`)."""
