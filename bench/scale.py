@@ -59,9 +59,9 @@ def write_photos(root: Path, count: int, size: int, classes: int = 10) -> None:
 def child(args: argparse.Namespace) -> None:
     """One size in this process: time the three steps, print one JSON line."""
     from training.config import TrainConfig
-    from training.fit.features import backbone_features
-    from training.fit.prepare import audit_path, prepare_data, resolve_model_config
-    from training.model.classifier import build_classifier
+    from training.fit.feature_cache import cached_features
+    from training.fit.features import frozen_extractor
+    from training.fit.prepare import audit_path, prepare_for_config
     from training.store import RunStore
 
     store = RunStore(Path(os.environ["BABYSITTER_HOME"]))
@@ -72,37 +72,21 @@ def child(args: argparse.Namespace) -> None:
         image_size=args.size,
         batch_size=args.batch,
     )
-    spec, size = resolve_model_config(config)
     times: dict[str, float] = {}
     started = time.perf_counter()
     audit_path(config.data, store.datasets_dir(), cache_dir=store.cache_dir())
     times["audit"] = time.perf_counter() - started
     started = time.perf_counter()
-    data = prepare_data(
-        config.data,
-        size,
-        config.val_split,
-        config.seed,
-        store.datasets_dir(),
-        store.cache_dir(),
-        progress=False,
-    )
+    spec, size, data = prepare_for_config(config, store, progress=False)
     times["cache"] = time.perf_counter() - started  # the audit is read back: the split + decode
 
-    def classifier():
-        clf = build_classifier(
-            spec, data.class_names, size, config.weights, dropout=0.0, augment=False
-        )
-        if not config.pretrained:
-            from training.fit.features import recalibrate
-
-            recalibrate(clf, data, config)
-        return clf
-
     started = time.perf_counter()
-    features = backbone_features(
-        spec, data, ("train", "val"), config, store.cache_dir(), classifier, lambda line: None
-    )
+    rows = {split: data.rows(split) for split in ("train", "val")}
+    extractor = frozen_extractor(spec, data, size, config)  # the same pass train's phase 1 uses
+    features = cached_features(
+        spec, data.cache.images, rows, store.cache_dir(), data.cache.key, config.weights,
+        extractor, lambda line: None,
+    )  # fmt: skip
     times["features"] = time.perf_counter() - started
     print(
         json.dumps(

@@ -14,6 +14,8 @@ from collections.abc import Callable
 
 import keras
 
+from training.errors import BackendError
+
 BACKENDS = ("jax", "tensorflow")
 """The backends a population can be compiled for."""
 
@@ -36,6 +38,6 @@ def compile_program(fn: Callable, donate: tuple[int, ...] = ()) -> Callable:
         # The program's Python loops (over sections) are static: no AutoGraph, which would
         # spend seconds converting Keras' own functions while tracing.
         return tf.function(fn, jit_compile=True, autograph=False)
-    raise NotImplementedError(
+    raise BackendError(
         f"Batched head trials compile with {' or '.join(BACKENDS)}; this is {backend}."
     )
